@@ -48,6 +48,30 @@ def test_batched_greedy_equals_one_at_a_time(backend: HFBackend) -> None:
     assert all(c.latency_s > 0 and c.finish_reason in ("stop", "length") for c in batched)
 
 
+def test_greedy_equals_transformers_generate_when_rows_end_early(backend: HFBackend) -> None:
+    """The decoding loop drops finished rows from the batch; the tokens must still be generate()'s."""
+    model, tokenizer = backend.model, backend.tokenizer
+    plain = backend.generate(_requests(PLAIN))
+    # An "EOS" that some rows produce early and others never: rows then finish at different steps.
+    first_tokens = [tokenizer(c.text, add_special_tokens=False)["input_ids"][:3] for c in plain]
+    early_eos = next(t[2] for t in first_tokens if len(t) == 3)
+    saved = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = early_eos
+    try:
+        ours = backend.generate(_requests(PLAIN))
+        ids = tokenizer(PROMPTS, padding=True, add_special_tokens=False, return_tensors="pt")
+        bare = model.generate(**ids, max_new_tokens=PLAIN.max_new_tokens, do_sample=False, eos_token_id=early_eos,
+                              pad_token_id=tokenizer.pad_token_id)
+    finally:
+        model.generation_config.eos_token_id = saved
+    width = ids["input_ids"].shape[1]
+    for completion, row in zip(ours, bare[:, width:].tolist(), strict=True):
+        used = row[: row.index(early_eos) + 1] if early_eos in row else row
+        assert completion.completion_tokens == len(used)
+        assert completion.text == tokenizer.decode([t for t in used if t != early_eos], skip_special_tokens=True)
+    assert len({c.completion_tokens for c in ours}) > 1  # rows did end at different steps
+
+
 def test_stop_sequence_truncates_output(backend: HFBackend) -> None:
     full = backend.generate([GenerationRequest(PROMPTS[0], PLAIN)])[0]
     assert full.finish_reason == "length" and full.completion_tokens == PLAIN.max_new_tokens

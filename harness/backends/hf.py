@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import BackendError, Completion, GenerationRequest, Loglikelihood, LoglikelihoodRequest
+from harness.backends.hf_memory import batch_rows_for_memory
 from harness.suite import GenerationSettings, Message
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -31,15 +32,15 @@ class HFConfig:
     dtype: str = "auto"  # auto: bfloat16 on a GPU that has it, else float32
     device: str = "auto"  # auto: cuda when available, else cpu; "cuda:1" works too
     threads: int = 0
-    max_batch_size: int = 16
+    max_batch_size: int = 0  # 0: as many rows as fit in a quarter of free memory (harness.backends.hf_memory)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise BackendError(f"dtype '{self.dtype}' is not one of {', '.join(DTYPES)}")
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise BackendError(f"device '{self.device}' is not auto, cpu or cuda[:N]")
-        if self.max_batch_size < 1 or self.threads < 0:
-            raise BackendError("max_batch_size must be at least 1 and threads at least 0")
+        if self.max_batch_size < 0 or self.threads < 0:
+            raise BackendError("max_batch_size and threads must be at least 0 (0: chosen for you)")
 
 
 def looks_like_hub_id(spec: str) -> bool:
@@ -92,6 +93,7 @@ class HFBackend:
         if self.adapter_path:
             model = _apply_adapter(model, self.adapter_path)
         self.model = model.to(self.device).eval()
+        self.max_batch_size = config.max_batch_size or batch_rows_for_memory(self.model, self.device)
         self._fingerprint = self._compute_fingerprint()
 
     @property
@@ -129,13 +131,13 @@ class HFBackend:
             r if isinstance(r.prompt, str) else GenerationRequest(self.render(r.prompt, r.settings), r.settings, r.seed)
             for r in requests
         ]
-        return generate_all(self.model, self.tokenizer, rendered, self.config.max_batch_size)
+        return generate_all(self.model, self.tokenizer, rendered, self.max_batch_size)
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
         """lm-eval-compatible log P(continuation | context), each distinct context computed once."""
         from harness.backends.hf_loglikelihood import score_requests
 
-        return score_requests(self.model, self.tokenizer, requests, self.config.max_batch_size)
+        return score_requests(self.model, self.tokenizer, requests, self.max_batch_size)
 
     def close(self) -> None:
         self.model = None
