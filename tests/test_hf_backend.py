@@ -239,3 +239,17 @@ def test_config_is_checked() -> None:
         HFConfig("x", dtype="float8")
     with pytest.raises(BackendError, match="device 'tpu'"):
         HFConfig("x", device="tpu")
+
+
+def test_few_shot_primer_runs_once_and_scores_the_same(backend: HFBackend) -> None:
+    """Contexts that share a long primer: the primer's cache is computed once and reused for every row."""
+    primer = "Q: What is the capital of Spain?\nA: Madrid.\n\nQ: What colour is the sky?\nA: Blue.\n\n" * 2
+    questions = ["Q: Who wrote Hamlet?\nA:", "Q: What is ice?\nA:", "Q: Two plus two?\nA:"]
+    choices = [" Shakespeare.", " Frozen water, mostly.", " Four.", " Four."]  # the repeat is computed once
+    requests = [LoglikelihoodRequest(primer + q, x) for q in questions for x in choices]
+    assert len(encode_pair(backend.tokenizer, primer, " x")[0]) >= 32  # long enough to be shared
+    results = backend.loglikelihood(requests)
+    for request, result in zip(requests, results, strict=True):
+        expected, greedy = _direct_loglikelihood(backend, request.context, request.continuation)
+        assert result.logprob == pytest.approx(expected, abs=1e-4)
+        assert result.is_greedy == greedy

@@ -17,6 +17,9 @@ import torch
 from harness.backends.base import Loglikelihood, LoglikelihoodRequest
 
 
+_MIN_SHARED = 32  # shorter shared prefixes are not worth a forward pass of their own
+
+
 @dataclass(frozen=True)
 class _Group:
     """One distinct context and the requests (by index) that continue it."""
@@ -60,18 +63,21 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
 def score_requests(
     model: Any, tokenizer: Any, requests: Sequence[LoglikelihoodRequest], max_batch_size: int
 ) -> list[Loglikelihood]:
-    """One ``Loglikelihood`` per request, in request order."""
+    """One ``Loglikelihood`` per request, in request order. A (context, continuation) asked for twice (MC1 and
+    MC2 of a TruthfulQA question share most of their choices) is computed once."""
     limit = getattr(model.config, "max_position_embeddings", None)
     pairs = [_fit(*encode_pair(tokenizer, r.context, r.continuation), limit) for r in requests]
-    results: list[Loglikelihood | None] = [None] * len(pairs)
+    first: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+    same_as = [first.setdefault((tuple(ctx), tuple(cont)), i) for i, (ctx, cont) in enumerate(pairs)]
+    results: dict[int, Loglikelihood] = {}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    for chunk in _chunks(_group_by_context(pairs), max_batch_size):
+    for chunk in _chunks(_group_by_context(pairs, sorted(first.values())), max_batch_size):
         continuations = [[pairs[i][1] for i in g.members] for g in chunk]
         scored = _score_chunk(model, [list(g.context) for g in chunk], continuations, pad_id)
         for group, group_scores in zip(chunk, scored, strict=True):
             for index, (logprob, greedy) in zip(group.members, group_scores, strict=True):
                 results[index] = Loglikelihood(logprob, greedy, len(pairs[index][1]))
-    return [r for r in results if r is not None]
+    return [results[same_as[i]] for i in range(len(pairs))]
 
 
 def _fit(context: list[int], continuation: list[int], limit: int | None) -> tuple[list[int], list[int]]:
@@ -83,10 +89,10 @@ def _fit(context: list[int], continuation: list[int], limit: int | None) -> tupl
     return context, continuation
 
 
-def _group_by_context(pairs: list[tuple[list[int], list[int]]]) -> list[_Group]:
+def _group_by_context(pairs: list[tuple[list[int], list[int]]], indices: list[int]) -> list[_Group]:
     members: dict[tuple[int, ...], list[int]] = {}
-    for index, (context, _) in enumerate(pairs):
-        members.setdefault(tuple(context), []).append(index)
+    for index in indices:
+        members.setdefault(tuple(pairs[index][0]), []).append(index)
     groups = [_Group(ctx, tuple(idx)) for ctx, idx in members.items()]
     # Longest first: similar lengths share a batch (less padding), and an out-of-memory shows up at once.
     return sorted(groups, key=lambda g: -len(g.context))
@@ -113,10 +119,7 @@ def _score_chunk(
     model: Any, contexts: list[list[int]], continuations: list[list[list[int]]], pad_id: int
 ) -> list[list[tuple[float, bool]]]:
     """(sum of log-probs, all-greedy) for each continuation of each context."""
-    device = model.device
-    ids, mask = _left_pad(contexts, pad_id, device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    out, mask = _run_contexts(model, contexts, pad_id)
     first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # predicts each continuation's first token
 
     rows = [(g, c) for g, conts in enumerate(continuations) for c in conts]
@@ -135,6 +138,44 @@ def _score_chunk(
         greedy = all(int(lp.argmax()) == tok for lp, tok in zip(step_logprobs, cont, strict=True))
         scores[g].append((logprob, greedy))
     return scores
+
+
+def _run_contexts(model: Any, contexts: list[list[int]], pad_id: int) -> tuple[Any, torch.Tensor]:
+    """The model's output (last position's logits, KV cache) over the contexts, and the attention mask that
+    cache was built with. Tokens that start every context (a few-shot primer) run once, not once per row."""
+    shared = _shared_prefix(contexts)
+    device = model.device
+    prefix_cache = None
+    if shared >= _MIN_SHARED:
+        prefix = model(input_ids=torch.tensor([contexts[0][:shared]], device=device), use_cache=True,
+                       logits_to_keep=1)
+        prefix_cache = prefix.past_key_values
+    if prefix_cache is None or not hasattr(prefix_cache, "batch_repeat_interleave"):
+        ids, mask = _left_pad(contexts, pad_id, device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        return out, mask
+    prefix_cache.batch_repeat_interleave(len(contexts))
+    # Each row: the shared prefix, then left padding, then the rest of its context (padding in the middle
+    # is masked out, and positions skip it).
+    ids, rest_mask = _left_pad([c[shared:] for c in contexts], pad_id, device)
+    mask = torch.cat([rest_mask.new_ones((len(contexts), shared)), rest_mask], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=prefix_cache,
+                use_cache=True, logits_to_keep=1)
+    return out, mask
+
+
+def _shared_prefix(contexts: list[list[int]]) -> int:
+    """How many leading tokens all contexts share, leaving every context at least one token of its own."""
+    shortest = min(len(c) for c in contexts)
+    if len(contexts) < 2:
+        return 0
+    first = contexts[0]
+    for n in range(shortest - 1):
+        if any(c[n] != first[n] for c in contexts):
+            return n
+    return max(shortest - 1, 0)
 
 
 def _continue_from_cache(
