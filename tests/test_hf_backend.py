@@ -253,3 +253,15 @@ def test_few_shot_primer_runs_once_and_scores_the_same(backend: HFBackend) -> No
         expected, greedy = _direct_loglikelihood(backend, request.context, request.continuation)
         assert result.logprob == pytest.approx(expected, abs=1e-4)
         assert result.is_greedy == greedy
+
+
+def test_batch_rows_follow_free_memory(backend: HFBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.backends import hf_memory
+
+    per_row = hf_memory.row_bytes(backend.model)
+    monkeypatch.setattr(hf_memory, "_free_bytes", lambda device: 40 * per_row)
+    assert hf_memory.batch_rows_for_memory(backend.model, "cpu") == 10  # a quarter of free memory
+    monkeypatch.setattr(hf_memory, "_free_bytes", lambda device: 10**15)
+    assert hf_memory.batch_rows_for_memory(backend.model, "cpu") == hf_memory.CPU_CAP
+    monkeypatch.setattr(hf_memory, "_free_bytes", lambda device: 0)
+    assert hf_memory.batch_rows_for_memory(backend.model, "cpu") == 1
