@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
-from typing import Any
 
 from metrics.records import NOT_APPLICABLE, Example, ScoreResult
 from metrics.registry import scorer
@@ -55,26 +53,39 @@ def token_f1(example: Example) -> ScoreResult:
     return ScoreResult(_f1(predicted, tokens(best)), {"best_reference": best})
 
 
-@lru_cache(maxsize=1)
-def _rouge_scorer() -> Any:
-    from rouge_score import rouge_scorer  # imported here: it pulls nltk and absl
-
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-
-
 @scorer("rouge_l", family="quality", needs=("reference",))
 def rouge_l(example: Example) -> ScoreResult:
-    """ROUGE-L F-measure against the best-matching reference (rouge-score package)."""
+    """ROUGE-L F-measure against the best-matching reference, as the rouge-score package computes it
+    (its tokenizer, no stemming); the LCS is computed here so that scoring does not import nltk (~3 s)."""
     if not example.references:
         return NOT_APPLICABLE
-    rouge = _rouge_scorer()
+    output = _rouge_tokens(example.output)
     best_value, best_ref = -1.0, ""
-    output = fold_accents(example.output)  # rouge-score's tokenizer drops non-ASCII letters
     for reference in example.references:
-        value = rouge.score(fold_accents(reference), output)["rougeL"].fmeasure
+        value = _lcs_fmeasure(_rouge_tokens(reference), output)
         if value > best_value:
             best_value, best_ref = value, reference
     return ScoreResult(best_value, {"best_reference": best_ref})
+
+
+def _rouge_tokens(text: str) -> list[str]:
+    from rouge_score.tokenize import tokenize  # this module alone needs neither nltk nor absl
+
+    return list(tokenize(fold_accents(text), None))  # rouge-score's tokenizer drops non-ASCII letters
+
+
+def _lcs_fmeasure(reference: list[str], output: list[str]) -> float:
+    if not reference or not output:
+        return 0.0
+    previous = [0] * (len(output) + 1)
+    for ref_token in reference:
+        current = [0]
+        for j, out_token in enumerate(output):
+            current.append(previous[j] + 1 if ref_token == out_token else max(previous[j + 1], current[j]))
+        previous = current
+    lcs = previous[-1]
+    precision, recall = lcs / len(output), lcs / len(reference)
+    return 2 * precision * recall / (precision + recall) if lcs else 0.0
 
 
 @scorer("choice_accuracy", family="quality", needs=("logprobs",))

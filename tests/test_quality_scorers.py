@@ -7,6 +7,7 @@ import pytest
 from metrics.readability import flesch_reading_ease, syllables
 from metrics.records import Example, MetricValue
 from metrics.registry import get_scorer
+from metrics.text import fold_accents
 
 CAT = Example("cat", "p", "the cat sat on the mat", ("the cat sat on a mat", "a cat is on the mat"))
 HELLO = Example("hello", "p", "hello there my friend", ("hello friend",))
@@ -110,3 +111,20 @@ def test_syllable_heuristic_is_right_on_most_common_words() -> None:
              "idea": 3, "science": 2, "quiet": 2, "area": 3}
     right = sum(syllables(word) == count for word, count in known.items())
     assert right / len(known) >= 0.85  # the last four are known misses (vowel pairs said apart)
+
+
+def test_rouge_l_equals_the_rouge_score_package() -> None:
+    """rouge_l computes its LCS itself (no nltk import); its values must be rouge-score's."""
+    import random
+
+    from rouge_score import rouge_scorer
+
+    rng = random.Random(3)
+    words = ["the", "cat", "sat", "on", "a", "mat", "Paris", "is", "capital", "of", "France", "2024", "Zoë", "!"]
+    package = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    for _ in range(300):
+        output = " ".join(rng.choices(words, k=rng.randint(0, 12)))
+        references = tuple(" ".join(rng.choices(words, k=rng.randint(0, 9))) for _ in range(rng.randint(1, 3)))
+        ours = get_scorer("rouge_l").score_batch([Example("x", "p", output, references)])[0].value
+        expected = max(package.score(fold_accents(r), fold_accents(output))["rougeL"].fmeasure for r in references)
+        assert ours == pytest.approx(expected, abs=1e-12)
