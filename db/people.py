@@ -1,4 +1,5 @@
-"""Annotation records: users, rating campaigns, their items and reservations, ratings, adjudications."""
+"""Annotation records: users and their log-in attempts, rating campaigns (with the annotators they are given to),
+their items and reservations, ratings, adjudications."""
 
 from __future__ import annotations
 
@@ -131,3 +132,33 @@ class Adjudication(Base):
     decision: Mapped[dict[str, Any]] = mapped_column(default=dict)
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginAttempt(Base):
+    """One log-in attempt, by the name typed and the client address; the rate limit counts these.
+
+    ``outcome``: ``checking`` (the password is being checked: counted as a failure until it passes), ``failed``,
+    ``ok``, or ``refused`` (the name or address was locked out, so the password was not even checked).
+    Stored, not kept in a browser session, so that a script opening fresh sessions meets the same limit.
+    """
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_name_created_at", "name", "created_at"),
+        Index("ix_login_attempts_client_created_at", "client", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))  # as typed (trimmed, cut to 100): unknown names count too
+    client: Mapped[str | None] = mapped_column(String(64))  # the browser's IP address, when the server knows it
+    outcome: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CampaignAnnotator(Base):
+    """An annotator a campaign is given to. A campaign with no rows here is open to every annotator."""
+
+    __tablename__ = "campaign_annotators"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)

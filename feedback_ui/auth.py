@@ -3,20 +3,31 @@
 Roles: ``admin`` (everything), ``annotator`` (rates), ``viewer`` (reads runs, progress and agreement).
 The check is made against the user as stored now, so a deactivated account or a changed role takes
 effect at the next click, not at the next log-in.
+
+Log-in is rate limited in the store, not in the browser session, so a script that opens a fresh session for
+every guess meets the same limit: after ``max_failures`` failed attempts on one name within ``window`` (or
+``max_client_failures`` from one client address, across names), further attempts are refused without checking
+the password until the oldest of those failures leaves the window. See ``log_in``.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.people import ROLES, User
+from db.base import utcnow
+from db.engine import Store
+from db.people import ROLES, LoginAttempt, User
+from feedback_ui.sql import in_transaction
 
 MIN_PASSWORD_LENGTH = 8
 # A hash to verify against when the name is unknown, so that a wrong name takes as long as a wrong password.
@@ -25,6 +36,16 @@ _DUMMY_PASSWORD = "not-a-real-password"
 
 class AuthError(Exception):
     """A log-in failed, or an account cannot be created; the message is safe to show."""
+
+
+class LockedOut(AuthError):
+    """Too many failed log-ins for this name or address: refused without checking the password."""
+
+    def __init__(self, retry_at: datetime, now: datetime) -> None:
+        minutes = max(1, math.ceil((retry_at - now).total_seconds() / 60))
+        super().__init__(f"too many failed log-ins; try again after {retry_at:%H:%M} UTC (in {minutes} minute"
+                         f"{'s' if minutes > 1 else ''})")
+        self.retry_at = retry_at
 
 
 class PermissionDenied(Exception):
@@ -96,6 +117,105 @@ def authenticate(session: Session, name: str, password: str) -> Account:
     if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return Account(user.id, user.name, user.role)
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """The log-in rate limit; ``from_env`` reads ``EVALTUNE_LOGIN_MAX_FAILURES`` (default 5),
+    ``EVALTUNE_LOGIN_MAX_CLIENT_FAILURES`` (default 20) and ``EVALTUNE_LOGIN_WINDOW_MINUTES`` (default 15)."""
+
+    max_failures: int = 5  # per name
+    max_client_failures: int = 20  # per client address, across names (password spraying)
+    window: timedelta = timedelta(minutes=15)
+    keep: timedelta = timedelta(days=1)  # attempts older than this (and the window) are deleted
+
+    @classmethod
+    def from_env(cls) -> LoginLimits:
+        env = os.environ.get
+        return cls(max_failures=int(env("EVALTUNE_LOGIN_MAX_FAILURES", "5")),
+                   max_client_failures=int(env("EVALTUNE_LOGIN_MAX_CLIENT_FAILURES", "20")),
+                   window=timedelta(minutes=float(env("EVALTUNE_LOGIN_WINDOW_MINUTES", "15"))))
+
+
+_COUNTED = ("checking", "failed")  # an attempt still being checked counts: parallel guesses cannot slip through
+
+
+def _start_attempt(session: Session, name: str, client: str | None, limits: LoginLimits, now: datetime) -> int:
+    session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < now - max(limits.keep, limits.window)))
+    attempt = LoginAttempt(name=name, client=client, outcome="checking", created_at=now)
+    session.add(attempt)
+    session.flush()
+    return attempt.id
+
+
+def _retry_at(session: Session, condition: ColumnElement[bool], attempt_id: int, limit: int, now: datetime,
+              window: timedelta, reset_by_ok: bool) -> datetime | None:
+    """When attempts matching ``condition`` may go on, if ``limit`` counted failures are in the window now.
+
+    With ``reset_by_ok``, failures before the last successful log-in do not count (for a name; not for a client
+    address, which could otherwise reset its count by logging in to an account of its own). Attempts by others
+    that are still being checked count, so that of several parallel guesses only as many as the limit allows
+    get their password checked.
+    """
+    since = now - window
+    last_ok = session.execute(
+        select(func.max(LoginAttempt.created_at)).where(condition, LoginAttempt.outcome == "ok",
+                                                        LoginAttempt.created_at > since)
+    ).scalar_one() if reset_by_ok else None
+    times = session.execute(
+        select(LoginAttempt.created_at)
+        .where(condition, LoginAttempt.id != attempt_id, LoginAttempt.outcome.in_(_COUNTED),
+               LoginAttempt.created_at > (last_ok or since))
+        .order_by(LoginAttempt.created_at.desc())
+        .limit(limit)
+    ).scalars().all()
+    if len(times) < limit:
+        return None
+    return max(times[-1] + window, now)  # the lock lifts when the oldest of the last ``limit`` leaves the window
+
+
+def _check_limits(session: Session, attempt_id: int, name: str, client: str | None, limits: LoginLimits,
+                  now: datetime) -> datetime | None:
+    """The time to retry after if this attempt is refused (and marks it refused); None if it may go on."""
+    waits = [_retry_at(session, LoginAttempt.name == name, attempt_id, limits.max_failures, now, limits.window,
+                       reset_by_ok=True)]
+    if client:
+        waits.append(_retry_at(session, LoginAttempt.client == client, attempt_id, limits.max_client_failures,
+                               now, limits.window, reset_by_ok=False))
+    retry_at = max((wait for wait in waits if wait is not None), default=None)
+    if retry_at is not None:
+        _finish_attempt(session, attempt_id, "refused")
+    return retry_at
+
+
+def _finish_attempt(session: Session, attempt_id: int, outcome: str) -> None:
+    session.execute(update(LoginAttempt).where(LoginAttempt.id == attempt_id).values(outcome=outcome))
+
+
+def log_in(store: Store, name: str, password: str, client: str | None = None, limits: LoginLimits | None = None,
+           now: datetime | None = None) -> Account:
+    """``authenticate``, rate limited by name and by client address across sessions and processes.
+
+    The attempt is stored (and committed) before anything is checked; then, if the name or the client has
+    reached its limit of failures in the window, ``LockedOut`` is raised, saying when to retry, without the
+    cost of an argon2 check. Otherwise the password is checked and the attempt marked ok or failed.
+    Raises ``AuthError`` (``LockedOut`` is one) for every refusal.
+    """
+    limits = limits or LoginLimits.from_env()
+    now = now or utcnow()
+    key = name.strip()[:100]
+    client = client[:64] if client else None
+    attempt_id = in_transaction(store, lambda s: _start_attempt(s, key, client, limits, now))
+    retry_at = in_transaction(store, lambda s: _check_limits(s, attempt_id, key, client, limits, now))
+    if retry_at is not None:
+        raise LockedOut(retry_at, now)
+    try:
+        account = in_transaction(store, lambda s: authenticate(s, name, password))  # may upgrade an old hash
+    except AuthError:
+        in_transaction(store, lambda s: _finish_attempt(s, attempt_id, "failed"))
+        raise
+    in_transaction(store, lambda s: _finish_attempt(s, attempt_id, "ok"))
+    return account
 
 
 def load_account(session: Session, user_id: int) -> Account | None:

@@ -8,6 +8,9 @@ A filter is a short string, several of which all apply:
   e.g. ``abstention==0`` or ``hallucination>0.5``. For a pairwise campaign it is enough that either output passes.
 
 Campaign items are written by one ``INSERT ... SELECT``: no generation passes through Python.
+
+A campaign may be given to named annotators; one given to nobody in particular is open to every annotator.
+An annotator sees and rates only the campaigns open to them (``campaigns_for``, checked again by the queue).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, insert, null, or_, sel
 from sqlalchemy.orm import Session, aliased
 
 from db.models import Generation, Run, Score, Suite, SuiteItem
-from db.people import Campaign, CampaignItem
+from db.people import Campaign, CampaignAnnotator, CampaignItem, User
 from feedback_ui.auth import Account, require_role
 from feedback_ui.sql import has_no_choices, has_tag
 
@@ -122,8 +125,11 @@ def create_campaign(
     overlap: int = 1,
     pairwise: bool = False,
     guidelines: str = "",
+    annotators: Sequence[int] = (),
 ) -> Campaign:
     """Create a campaign and its items; ``actor`` must be an admin (None: the command line, trusted).
+
+    ``annotators`` (user ids) gives the campaign to those annotators only; empty: to every annotator.
 
     Single output: one item per generation of the runs that passes the filters. Pairwise: exactly two
     runs, one item per shared suite item and sample, the first run's output recorded as ``generation_id``.
@@ -148,6 +154,7 @@ def create_campaign(
     )
     session.add(campaign)
     session.flush()
+    _give_to(session, campaign.id, annotators)
     ids = [run.id for run in runs]
     rows = _pair_rows(session, ids, item_filter) if pairwise else _single_rows(session, ids, item_filter)
     rows = rows.add_columns(campaign.id)
@@ -170,6 +177,58 @@ def _check_runs(session: Session, run_ids: list[int], pairwise: bool) -> list[Ru
     if pairwise and (len(runs) != 2 or runs[0].suite_id != runs[1].suite_id):
         raise CampaignError("a pairwise campaign compares exactly two runs of the same suite version")
     return runs
+
+
+def _give_to(session: Session, campaign_id: int, user_ids: Sequence[int]) -> None:
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return
+    found = dict(session.execute(select(User.id, User.role).where(User.id.in_(wanted))).all())
+    wrong = [uid for uid in wanted if found.get(uid) not in ("annotator", "admin")]
+    if wrong:
+        raise CampaignError(f"users {', '.join(map(str, wrong))} are not annotators; a campaign is given to "
+                            "annotators (see 'evaltune users list')")
+    session.add_all(CampaignAnnotator(campaign_id=campaign_id, user_id=uid) for uid in wanted)
+    session.flush()
+
+
+def annotators_by_campaign(session: Session) -> dict[int, list[str]]:
+    """Campaign id -> the names of the annotators it is given to; a campaign open to all is absent."""
+    given: dict[int, list[str]] = {}
+    for campaign_id, name in session.execute(
+        select(CampaignAnnotator.campaign_id, User.name).join(User, User.id == CampaignAnnotator.user_id)
+        .order_by(CampaignAnnotator.campaign_id, User.name)
+    ):
+        given.setdefault(campaign_id, []).append(name)
+    return given
+
+
+def _open_to(user_id: int) -> ColumnElement[bool]:
+    """A condition on ``Campaign``: given to nobody in particular, or to this user."""
+    given = select(CampaignAnnotator.campaign_id).where(CampaignAnnotator.campaign_id == Campaign.id)
+    return or_(~given.exists(), given.where(CampaignAnnotator.user_id == user_id).exists())
+
+
+def may_rate(session: Session, account: Account, campaign_id: int) -> bool:
+    """Whether ``account`` may see and rate the campaign's items (admins: every campaign)."""
+    if account.role == "admin":
+        return True
+    if account.role != "annotator":
+        return False
+    return session.execute(select(Campaign.id).where(Campaign.id == campaign_id, _open_to(account.id))).first() \
+        is not None
+
+
+def campaigns_for(session: Session, account: Account, status: str | None = "open") -> list[Campaign]:
+    """The campaigns ``account`` may rate, newest first: every one for an admin, for an annotator those open
+    to them; raises ``PermissionDenied`` for any other role."""
+    require_role(account, "annotator")
+    stmt = select(Campaign).order_by(Campaign.id.desc())
+    if status:
+        stmt = stmt.where(Campaign.status == status)
+    if account.role != "admin":
+        stmt = stmt.where(_open_to(account.id))
+    return list(session.execute(stmt).scalars())
 
 
 def list_campaigns(session: Session, status: str | None = None) -> list[Campaign]:

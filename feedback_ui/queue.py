@@ -32,6 +32,7 @@ from db.models import Generation
 from db.people import Assignment, Campaign, CampaignItem, Rating
 from feedback_ui.answers import PairAnswer, SingleAnswer
 from feedback_ui.auth import Account, require_role
+from feedback_ui.campaigns import may_rate
 from feedback_ui.sql import dialect_insert, dialect_of
 
 _NO_SYNC = {"synchronize_session": False}
@@ -161,6 +162,8 @@ def claim_next(
     now = now or utcnow()
     expire_stale(session, now)  # first statement is a write: on SQLite it takes the write lock
     campaign = _open_campaign(session, campaign_id)
+    if not may_rate(session, account, campaign_id):
+        raise QueueError(f"campaign {campaign_id} is not given to you")
     until = now + reservation_time()
     current = _current(session, account.id, campaign_id, until)
     if current is not None:
@@ -226,6 +229,8 @@ def submit_rating(
     assert item is not None  # the foreign key guarantees it
     campaign = session.get(Campaign, item.campaign_id)
     assert campaign is not None
+    if not may_rate(session, account, campaign.id):  # taken off the campaign since the reservation was made
+        raise QueueError(f"campaign {campaign.id} is not given to you; nothing was stored")
     rating = Rating(campaign_item_id=item.id, user_id=account.id)
     if isinstance(answer, PairAnswer):
         if not campaign.pairwise or item.other_generation_id is None:

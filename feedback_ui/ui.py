@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from db.engine import Store, database_url, open_store
 from feedback_ui.auth import Account, PermissionDenied, load_account, require_role
 from feedback_ui.sql import in_transaction
+from feedback_ui.views import inline
 
 T = TypeVar("T")
 USER_KEY = "user_id"
@@ -53,7 +54,7 @@ def guard(*roles: str) -> Account:
     try:
         return require_role(current_account(), *roles)
     except PermissionDenied as denied:
-        st.error(f"Not allowed: {denied}")
+        st.error(f"Not allowed: {inline(denied)}")
         st.stop()
         raise  # st.stop() raises; this line keeps type checkers informed
 

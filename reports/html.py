@@ -24,7 +24,8 @@ text-align:left;vertical-align:top;font-size:13px}th{background:#f6f8fa}
 pre{white-space:pre-wrap;max-width:420px;margin:0;font-size:12px}.plots{display:flex;flex-wrap:wrap;gap:12px}
 .verdict{font-size:1.3rem}
 """
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+# No script, no requests, no forms, no <base>: even markup that escaped escaping could do nothing.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 
 def _row(cells: list[str], header: bool = False) -> str:

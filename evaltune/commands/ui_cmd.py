@@ -11,12 +11,17 @@ import click
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
-    """The ``streamlit run`` command line for the app, bound to ``host:port``, with telemetry off."""
+    """The ``streamlit run`` command line for the app, bound to ``host:port``, with telemetry off.
+
+    An unexpected error shows the browser only its type: its message and traceback (which can hold SQL, stored
+    text or a path) go to this terminal, not to whoever is using the app.
+    """
     import feedback_ui
 
     app = Path(feedback_ui.__file__).resolve().parent / "app.py"
     return [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+            "--client.showErrorDetails", "type"]
 
 
 @click.command()

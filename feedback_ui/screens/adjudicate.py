@@ -70,7 +70,7 @@ def _item(account: Account, item_id: int, asked: dict[str, Any]) -> None:
         try:
             ui.transaction(lambda s: adjudicate(s, account, item_id, chosen, note))
         except (ValueError, LookupError) as error:
-            st.error(str(error))
+            st.error(inline(error))
             return
         ui.flash("Decision saved.")
         st.rerun()

@@ -5,8 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from feedback_ui import ui
-from feedback_ui.auth import Account
-from feedback_ui.campaigns import FILTER_HELP, CampaignError, create_campaign, list_campaigns, set_status
+from feedback_ui.auth import Account, list_users
+from feedback_ui.campaigns import (
+    FILTER_HELP,
+    CampaignError,
+    annotators_by_campaign,
+    create_campaign,
+    list_campaigns,
+    set_status,
+)
 from feedback_ui.runs_data import runs_table
 from feedback_ui.views import inline
 
@@ -15,12 +22,14 @@ def render(account: Account) -> None:
     st.header("Campaigns")
     _create(account)
     st.subheader("All campaigns")
+    given = ui.read(annotators_by_campaign)
     for campaign in ui.read(lambda s: list_campaigns(s)):
         cols = st.columns([5, 1])
         kind = "A/B" if campaign.pairwise else "single output"
         runs = inline(", ".join(map(str, campaign.run_ids)))
+        who = inline(", ".join(given[campaign.id])) if campaign.id in given else "every annotator"
         cols[0].markdown(f"**#{campaign.id} {inline(campaign.name)}** · {kind} · runs {runs} · "
-                         f"overlap {campaign.overlap} · {campaign.status}")
+                         f"overlap {campaign.overlap} · {campaign.status} · for {who}")
         target = "closed" if campaign.status == "open" else "open"
         if cols[1].button("Close" if target == "closed" else "Reopen", key=f"campaign-{campaign.id}-{target}"):
             _set_status(account, campaign.id, target)
@@ -42,6 +51,9 @@ def _create(account: Account) -> None:
         cols = st.columns(2)
         overlap = cols[0].number_input("Ratings per item (overlap)", min_value=1, max_value=20, value=2, key="new_k")
         pairwise = cols[1].checkbox("Blind pairwise A/B", key="new_pairwise")
+        people = {u.id: u.name for u in ui.read(lambda s: list_users(s)) if u.role == "annotator" and u.active}
+        annotators = st.multiselect("Annotators (none chosen: every annotator)", list(people),
+                                    format_func=people.__getitem__, key="new_annotators")
         guidelines = st.text_area("Guidelines (markdown)", height=150, key="new_guidelines")
         created = st.form_submit_button("Create campaign", type="primary")
     if not created:
@@ -49,9 +61,9 @@ def _create(account: Account) -> None:
     try:
         campaign = ui.transaction(lambda s: create_campaign(
             s, account, name=name, run_ids=run_ids, filters=[line for line in filters.splitlines() if line.strip()],
-            overlap=int(overlap), pairwise=pairwise, guidelines=guidelines))
+            overlap=int(overlap), pairwise=pairwise, guidelines=guidelines, annotators=annotators))
     except CampaignError as error:
-        st.error(str(error))
+        st.error(inline(error))
         return
     ui.flash(f"Created campaign #{campaign.id}.")
     st.rerun()

@@ -12,6 +12,7 @@ import streamlit.components.v1 as components
 from feedback_ui import ui
 from feedback_ui.auth import Account
 from feedback_ui.runs_data import runs_table
+from feedback_ui.views import inline
 from reports.compare import build_report
 from reports.load import ReportError
 from reports.render import render_report
@@ -34,7 +35,7 @@ def render(account: Account) -> None:
     try:
         report = ui.read(lambda s: build_report(s, int(baseline), int(candidate)))
     except ReportError as error:
-        st.error(str(error))
+        st.error(inline(error))
         return
     st.subheader(f"Verdict: {report.verdict}")
     page = render_report(report, "html")

@@ -1,15 +1,25 @@
-"""The log-in form: the only thing the app shows to someone not signed in."""
+"""The log-in form: the only thing the app shows to someone not signed in.
+
+Failed attempts are counted in the store (``auth.log_in``), per name and per client address, so the limit
+holds across browser sessions, tabs and server processes.
+"""
 
 from __future__ import annotations
-
-import time
 
 import streamlit as st
 
 from feedback_ui import ui
-from feedback_ui.auth import AuthError, authenticate
+from feedback_ui.auth import AuthError, log_in
+from feedback_ui.views import inline
 
-FAILED_KEY = "failed_logins"
+
+def client_address() -> str | None:
+    """The browser's IP address as Streamlit sees it; None on loopback (Streamlit hides it there) or unknown."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # an older Streamlit, or no client connection
+        return None
+    return address if isinstance(address, str) else None  # streamlit.testing hands out a mock
 
 
 def render() -> None:
@@ -21,12 +31,9 @@ def render() -> None:
     if not submitted:
         return
     try:
-        account = ui.transaction(lambda s: authenticate(s, name, password))  # may upgrade an old hash
+        account = log_in(ui.store(), name, password, client_address())
     except AuthError as error:
-        failures = st.session_state.get(FAILED_KEY, 0) + 1
-        st.session_state[FAILED_KEY] = failures
-        time.sleep(min(0.25 * 2 ** min(failures, 4), 4.0))  # slows guessing in one browser session
-        st.error(str(error))
+        st.error(inline(error))
         return
     st.session_state.clear()  # a fresh session for the new account: nothing carried over from before
     st.session_state[ui.USER_KEY] = account.id

@@ -7,20 +7,21 @@ import streamlit as st
 from feedback_ui import ui
 from feedback_ui.answers import CHOICE_LABELS, CHOICES, PairAnswer, SingleAnswer
 from feedback_ui.auth import Account
-from feedback_ui.campaigns import list_campaigns
+from feedback_ui.campaigns import campaigns_for
 from feedback_ui.progress import my_progress
 from feedback_ui.queue import QueueError, claim_next, skip, submit_rating
 from feedback_ui.tasks import Task, load_task
-from feedback_ui.views import inline, plain
+from feedback_ui.views import inline, plain, safe_markdown
 
 LIKERT_LABELS = {1: "1 very poor", 2: "2 poor", 3: "3 acceptable", 4: "4 good", 5: "5 excellent"}
 
 
 def render(account: Account) -> None:
     st.header("Rate")
-    campaigns = ui.read(lambda s: list_campaigns(s, status="open"))
+    campaigns = ui.read(lambda s: campaigns_for(s, account))  # only those given to this annotator (or to all)
     if not campaigns:
-        st.info("No open campaigns. An admin creates one on the Campaigns page or with 'evaltune campaigns create'.")
+        st.info("No open campaigns for you. An admin creates one on the Campaigns page or with "
+                "'evaltune campaigns create'.")
         return
     names = {c.id: f"{c.name} (#{c.id}{', A/B' if c.pairwise else ''})" for c in campaigns}
     campaign_id = st.selectbox("Campaign", list(names), format_func=names.__getitem__, key="rate_campaign")
@@ -31,7 +32,7 @@ def render(account: Account) -> None:
     try:
         reservation = ui.transaction(lambda s: claim_next(s, account, campaign_id))
     except QueueError as error:
-        st.error(str(error))
+        st.error(inline(error))
         return
     if reservation is None:
         st.success("Nothing left for you in this campaign. Thank you!")
@@ -51,8 +52,9 @@ def render(account: Account) -> None:
 
 def _context(task: Task) -> None:
     with st.expander("Guidelines", expanded=True):
-        # Guidelines are written by an admin (a trusted markdown file); Streamlit still strips any HTML.
-        st.markdown(task.guidelines or "_No guidelines for this campaign._")
+        # Guidelines are written by an admin (a trusted markdown file), so they stay markdown; Streamlit shows any
+        # HTML as text, and safe_markdown takes out links to anything but http(s) and mailto.
+        st.markdown(safe_markdown(task.guidelines) or "_No guidelines for this campaign._")
     plain(task.context, label="Context", empty="(no context)")
     for number, reference in enumerate(task.references, 1):
         plain(reference, label=f"Reference {number}")
@@ -84,7 +86,7 @@ def _single_form(account: Account, task: Task) -> None:
             answer = SingleAnswer(likert=likert, hallucination=hallucination == "yes", hallucinated_span=span,
                                   bias=bias, unsafe=unsafe, correction=correction, comment=comment)
         except ValueError as error:
-            st.error(str(error))
+            st.error(inline(error))
             return
         _submit(account, task, answer)
 
@@ -121,7 +123,7 @@ def _submit(account: Account, task: Task, answer: SingleAnswer | PairAnswer) -> 
     try:
         ui.transaction(lambda s: submit_rating(s, account, task.assignment_id, answer))
     except (QueueError, ValueError) as error:
-        st.error(f"Not stored: {error}")
+        st.error(f"Not stored: {inline(error)}")
         return
     ui.flash("Rating saved.")
     st.rerun()
@@ -131,7 +133,7 @@ def _skip(account: Account, task: Task, comment: str | None) -> None:
     try:
         ui.transaction(lambda s: skip(s, account, task.assignment_id, comment))
     except QueueError as error:
-        st.error(str(error))
+        st.error(inline(error))
         return
     ui.flash("Skipped: the item goes back to the queue for others.")
     st.rerun()

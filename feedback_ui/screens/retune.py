@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 from db.models import ModelVersion
 from db.training import PreferenceDataset
 from feedback_ui import ui
-from feedback_ui.auth import Account, require_role
+from feedback_ui.auth import Account
 from feedback_ui.campaigns import list_campaigns
+from feedback_ui.retune_actions import build_dataset_as, cancel_job_as, queue_job_as
 from feedback_ui.views import inline, plain
 from retune import jobs
 from retune.config import RetuneConfig
-from retune.datasets import build_dataset, dataset_method
+from retune.datasets import dataset_method
 from retune.strategies import STRATEGIES, StrategyParams
 
 
@@ -44,9 +45,8 @@ def _build(account: Account) -> None:
     campaign = campaign_id if campaign_id in campaigns else next(iter(campaigns), None)
     if not built or campaign is None:
         return
-    require_role(account, "admin")
     params = StrategyParams(min_gap=float(min_gap), min_agreement=float(agreement), holdout=float(holdout))
-    counts = ui.transaction(lambda s: dict(build_dataset(s, int(campaign), str(strategy), params).counts))
+    counts = ui.transaction(lambda s: build_dataset_as(s, account, int(campaign), str(strategy), params))
     ui.flash(f"Dataset built: {counts.get('train', 0)} train rows, {counts.get('holdout', 0)} held out.")
     st.rerun()
 
@@ -79,15 +79,13 @@ def _enqueue(account: Account) -> None:
         if queued:
             st.error("Build a dataset and run a base model first: there is nothing to retune yet.")
         return
-    require_role(account, "admin")
     try:
         config = RetuneConfig(method=str(method), epochs=float(epochs), learning_rate=float(lr))
     except ValueError as error:
-        st.error(str(error))
+        st.error(inline(error))
         return
     names = [name.strip() for name in suites.split(",") if name.strip()]
-    job_id = ui.transaction(lambda s: jobs.enqueue(s, dataset_id=int(dataset), base_model_id=int(base),
-                                                   config=config, eval_suites=names).id)
+    job_id = ui.transaction(lambda s: queue_job_as(s, account, int(dataset), int(base), config, names))
     ui.flash(f"Queued job #{job_id}; start a worker with `evaltune worker` if none is running.")
     st.rerun()
 
@@ -114,8 +112,7 @@ def _jobs(account: Account) -> None:
         plain(row["error"], label="Error")
     plain(row["log"], label="Log", empty="(no log yet)")
     if row["status"] in ("queued", "running") and st.button("Cancel job", key=f"rt_cancel_{row['id']}"):
-        require_role(account, "admin")
-        state = ui.transaction(lambda s: jobs.cancel(s, int(row["id"])))
+        state = ui.transaction(lambda s: cancel_job_as(s, account, int(row["id"])))
         ui.flash(f"Job #{row['id']}: {state}.")
         st.rerun()
 

@@ -49,7 +49,7 @@ def _outputs(run_id: int) -> None:
     try:
         total = ui.read(lambda s: count_outputs(s, run_id, flt))
     except CampaignError as error:
-        st.error(str(error))
+        st.error(inline(error))
         return
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, step=1, key="runs_page")

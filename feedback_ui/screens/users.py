@@ -7,6 +7,7 @@ import streamlit as st
 from db.people import ROLES
 from feedback_ui import ui
 from feedback_ui.auth import Account, AuthError, add_user, list_users, set_active
+from feedback_ui.views import inline
 
 
 def render(account: Account) -> None:
@@ -24,7 +25,7 @@ def render(account: Account) -> None:
         try:
             ui.transaction(lambda s: add_user(s, account, name, str(role), password))
         except AuthError as error:
-            st.error(str(error))
+            st.error(inline(error))
         else:
             ui.flash("User added.")
             st.rerun()

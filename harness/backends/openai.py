@@ -2,7 +2,9 @@
 
 Plain ``requests`` with a thread pool: requests go out concurrently and come back in request order;
 connection errors, 429 and 5xx are retried with exponential backoff. The API key is read from the
-environment and only ever put in the Authorization header, never in a message or a log line.
+environment and only ever put in the Authorization header, never in a message or a log line: every error
+this backend raises has the key (and any password written into the URL) replaced by ``***``, because servers
+and proxies echo headers and URLs back in their error messages.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import requests
 
@@ -34,7 +38,7 @@ class OpenAIConfig:
     base_url: str
     model: str
     mode: str = "auto"  # auto: chat unless the suite says chat: never for a plain prompt
-    api_key: str | None = None  # None: EVALTUNE_OPENAI_API_KEY, then OPENAI_API_KEY
+    api_key: str | None = field(default=None, repr=False)  # None: EVALTUNE_OPENAI_API_KEY, then OPENAI_API_KEY
     concurrency: int = 8
     max_retries: int = 4
     backoff_s: float = 0.5
@@ -65,7 +69,10 @@ class OpenAIBackend:
         key = config.api_key or os.environ.get("EVALTUNE_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
         if key:
             self._session.headers["Authorization"] = f"Bearer {key}"
-        self._listing = self._probe()
+        password = urlsplit(self.base_url).password
+        self._secrets = [s for s in (key, password, unquote(password or "")) if s]
+        with self._hiding():
+            self._listing = self._probe()
         self._fingerprint = _fingerprint(self.base_url, config.model, self._listing)
 
     @property
@@ -81,17 +88,31 @@ class OpenAIBackend:
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """One completion per request, in request order; up to ``concurrency`` requests in flight."""
-        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
+        with self._hiding(), ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
             return list(pool.map(self._generate_one, requests))
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
         """Via /completions with echo and logprobs, as lm-eval's local-completions does. Raises BackendError
         when the endpoint does not return prompt log-probabilities."""
-        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
+        with self._hiding(), ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
             return list(pool.map(self._loglikelihood_one, requests))
 
     def close(self) -> None:
         self._session.close()
+
+    @contextmanager
+    def _hiding(self) -> Iterator[None]:
+        """Re-raise a ``BackendError`` with the API key and URL password replaced by ``***``, and without its
+        cause: a server may echo the Authorization header, and a requests error repeats the URL."""
+        try:
+            yield
+        except BackendError as error:
+            message = str(error)
+            for secret in self._secrets:
+                message = message.replace(secret, "***")
+            if message == str(error):
+                raise
+            raise BackendError(message) from None
 
     def _use_chat(self, prompt: str | tuple[Message, ...], settings: GenerationSettings) -> bool:
         if self.config.mode == "completions":
