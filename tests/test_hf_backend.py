@@ -72,6 +72,21 @@ def test_greedy_equals_transformers_generate_when_rows_end_early(backend: HFBack
     assert len({c.completion_tokens for c in ours}) > 1  # rows did end at different steps
 
 
+def test_shared_system_prompt_is_computed_once_and_changes_nothing(backend: HFBackend) -> None:
+    """Chat prompts with one system prompt share their first tokens: prefill runs them once for the batch."""
+    from harness.backends.hf_prefill import MIN_SHARED, shared_prefix
+
+    system = "You are a careful assistant. Answer briefly, in a few words, and say so when you do not know."
+    settings = GenerationSettings(max_new_tokens=12, chat="auto", system_prompt=system, batch_size=8)
+    requests = _requests(settings)
+    rendered = [backend.render(r.prompt, settings) for r in requests]
+    assert shared_prefix([backend.tokenizer(str(t), add_special_tokens=False)["input_ids"] for t in rendered]) >= (
+        MIN_SHARED)
+    batched = backend.generate(requests)
+    single = [backend.generate([r])[0] for r in requests]
+    assert [(c.text, c.completion_tokens) for c in batched] == [(c.text, c.completion_tokens) for c in single]
+
+
 def test_stop_sequence_truncates_output(backend: HFBackend) -> None:
     full = backend.generate([GenerationRequest(PROMPTS[0], PLAIN)])[0]
     assert full.finish_reason == "length" and full.completion_tokens == PLAIN.max_new_tokens

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from transformers.generation.logits_process import TopPLogitsWarper
 
+from harness.backends.hf_prefill import prefill
+
 
 class SeededSampler:
     """Turns the argmax into a draw from softmax(logits / temperature), top-p filtered, by Gumbel-max.
@@ -74,11 +76,9 @@ def decode(
     sampler: SeededSampler | None = None,
 ) -> Decoded:
     """Greedy (or seeded-sampled) continuations of left-padded ``prompts``."""
-    ids, mask = left_pad(prompts, pad_id, model.device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    out, mask = prefill(model, prompts, pad_id)
     cache, logits = out.past_key_values, out.logits[:, -1, :]
-    next_position = positions[:, -1:] + 1
+    next_position = mask.sum(-1, keepdim=True)
     result = Decoded([[] for _ in prompts], [False] * len(prompts))
     active = list(range(len(prompts)))  # original row index of each batch row
     while active:
@@ -124,11 +124,3 @@ def _ends_with_stop(tokenizer: Any, tokens: list[int], limits: DecodeLimits) -> 
     """True when a stop string appears in the text of the last few tokens (it was not there a step before)."""
     tail = tokenizer.decode(tokens[-limits.stop_window :], skip_special_tokens=True)
     return any(stop in tail for stop in limits.stops)
-
-
-def left_pad(sequences: list[list[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask), both (rows, longest), padded on the left."""
-    width = max(len(s) for s in sequences)
-    ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in sequences], device=device)
-    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=device)
-    return ids, mask

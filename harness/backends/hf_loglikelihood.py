@@ -15,9 +15,7 @@ from typing import Any
 import torch
 
 from harness.backends.base import Loglikelihood, LoglikelihoodRequest
-
-
-_MIN_SHARED = 32  # shorter shared prefixes are not worth a forward pass of their own
+from harness.backends.hf_prefill import prefill
 
 
 @dataclass(frozen=True)
@@ -119,7 +117,7 @@ def _score_chunk(
     model: Any, contexts: list[list[int]], continuations: list[list[list[int]]], pad_id: int
 ) -> list[list[tuple[float, bool]]]:
     """(sum of log-probs, all-greedy) for each continuation of each context."""
-    out, mask = _run_contexts(model, contexts, pad_id)
+    out, mask = prefill(model, contexts, pad_id)
     first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # predicts each continuation's first token
 
     rows = [(g, c) for g, conts in enumerate(continuations) for c in conts]
@@ -140,44 +138,6 @@ def _score_chunk(
     return scores
 
 
-def _run_contexts(model: Any, contexts: list[list[int]], pad_id: int) -> tuple[Any, torch.Tensor]:
-    """The model's output (last position's logits, KV cache) over the contexts, and the attention mask that
-    cache was built with. Tokens that start every context (a few-shot primer) run once, not once per row."""
-    shared = _shared_prefix(contexts)
-    device = model.device
-    prefix_cache = None
-    if shared >= _MIN_SHARED:
-        prefix = model(input_ids=torch.tensor([contexts[0][:shared]], device=device), use_cache=True,
-                       logits_to_keep=1)
-        prefix_cache = prefix.past_key_values
-    if prefix_cache is None or not hasattr(prefix_cache, "batch_repeat_interleave"):
-        ids, mask = _left_pad(contexts, pad_id, device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-        return out, mask
-    prefix_cache.batch_repeat_interleave(len(contexts))
-    # Each row: the shared prefix, then left padding, then the rest of its context (padding in the middle
-    # is masked out, and positions skip it).
-    ids, rest_mask = _left_pad([c[shared:] for c in contexts], pad_id, device)
-    mask = torch.cat([rest_mask.new_ones((len(contexts), shared)), rest_mask], dim=1)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=prefix_cache,
-                use_cache=True, logits_to_keep=1)
-    return out, mask
-
-
-def _shared_prefix(contexts: list[list[int]]) -> int:
-    """How many leading tokens all contexts share, leaving every context at least one token of its own."""
-    shortest = min(len(c) for c in contexts)
-    if len(contexts) < 2:
-        return 0
-    first = contexts[0]
-    for n in range(shortest - 1):
-        if any(c[n] != first[n] for c in contexts):
-            return n
-    return max(shortest - 1, 0)
-
-
 def _continue_from_cache(
     model: Any, cache: Any, context_mask: torch.Tensor, rows: list[tuple[int, list[int]]], steps: int, pad_id: int
 ) -> torch.Tensor:
@@ -194,10 +154,3 @@ def _continue_from_cache(
     positions = start + torch.arange(steps, device=device).unsqueeze(0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
     return torch.log_softmax(out.logits.float(), dim=-1)
-
-
-def _left_pad(sequences: list[list[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in sequences)
-    ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in sequences], device=device)
-    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=device)
-    return ids, mask
