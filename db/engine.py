@@ -7,15 +7,16 @@ whose ``session_scope()`` commits on success and rolls back on error.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +30,12 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Any fixed number: every evaltune process takes this PostgreSQL advisory lock while migrating.
 _PG_MIGRATION_LOCK = 0x65766C74
 _URL_HELP = "set EVALTUNE_DB_URL to sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:5432/DB"
+RECONNECT_WAIT_S = 30.0  # how long a write waits for a lost store (a PostgreSQL restart) to come back
+# PostgreSQL SQLSTATEs that mean "this connection is gone, another may work": class 08 (connection
+# exception), admin shutdown, crash shutdown, and "cannot connect now" (the server is starting up).
+_CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
+_log = logging.getLogger("evaltune.store")
+T = TypeVar("T")
 
 
 class StoreError(RuntimeError):
@@ -259,3 +266,75 @@ def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
             store.close()
             raise
     return store
+
+
+def connection_lost(error: BaseException) -> bool:
+    """True when ``error`` says the database connection went away (the server stopped or restarted, the
+    network dropped), so the same transaction may succeed on a new connection. SQLite has none to lose."""
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if isinstance(error.orig, sqlite3.Error) or not isinstance(error, exc.OperationalError | exc.InterfaceError):
+        return False
+    state = getattr(error.orig, "sqlstate", None)  # None: the client could not reach the server at all
+    return state is None or str(state).startswith(_CONNECTION_STATES)
+
+
+def reconnect_wait_s() -> float:
+    """How long a write waits for a lost store to come back: ``$EVALTUNE_RECONNECT_S``, default 30."""
+    value = os.environ.get("EVALTUNE_RECONNECT_S", "").strip()
+    try:
+        return max(0.0, float(value)) if value else RECONNECT_WAIT_S
+    except ValueError:
+        raise StoreError(f"EVALTUNE_RECONNECT_S must be a number of seconds, not {value!r}") from None
+
+
+def _bound_url(sessions: sessionmaker[Session]) -> str:
+    bind = sessions.kw.get("bind")
+    return _full_url(bind) if isinstance(bind, Engine) else "the database"
+
+
+def with_reconnect(
+    sessions: sessionmaker[Session],
+    work: Callable[[Session], T],
+    *,
+    wait_s: float | None = None,
+    hint: str = "rerun the same command to resume",
+) -> T:
+    """Run ``work`` in one transaction, committed when it returns, surviving a short loss of the store.
+
+    If the connection is lost (``connection_lost``), the transaction was rolled back: it runs again on a new
+    connection, with growing pauses, for up to ``wait_s`` seconds (default ``reconnect_wait_s()``). ``work``
+    must be safe to run twice (a commit whose acknowledgement was lost did happen), as inserts that skip
+    stored rows are. What happens goes to the ``evaltune.store`` logger (stderr by default). If the store
+    does not come back, raises ``StoreError`` naming the (masked) URL, the cause and ``hint``.
+    """
+    wait_s = reconnect_wait_s() if wait_s is None else wait_s
+    lost_since: float | None = None
+    pause = 0.25
+    while True:
+        try:
+            with sessions.begin() as session:
+                result = work(session)
+        except exc.DBAPIError as error:
+            if not connection_lost(error):
+                raise
+            url = _bound_url(sessions)
+            cause = _scrub(str(error.orig or error), url)
+            if lost_since is None:
+                lost_since = time.monotonic()
+                _log.warning("lost the connection to the store at %s (%s); retrying for up to %.0f s",
+                             safe_url(url), cause, wait_s)
+            elif time.monotonic() - lost_since >= wait_s:
+                raise StoreError(
+                    f"lost the connection to the store at {safe_url(url)} ({cause}) and it did not come back "
+                    f"within {wait_s:.0f} s; what was stored before is kept: {hint}"
+                ) from None
+            time.sleep(min(pause, max(0.0, lost_since + wait_s - time.monotonic())))
+            pause = min(pause * 2, 4.0)
+            continue
+        if lost_since is not None:
+            _log.warning("reconnected to the store after %.1f s; the interrupted write was redone",
+                         time.monotonic() - lost_since)
+        return result

@@ -6,22 +6,26 @@ A run is identified by its fingerprint (model, suite version, generation setting
 scorers). If a run with that fingerprint was interrupted (a killed process leaves it
 ``running``), the next call resumes it: stored outputs are kept, the rest is generated.
 Outputs already made by any earlier run with the same cache key are copied, not regenerated.
-Each batch is written in its own transaction, so a kill loses at most one batch.
+Each batch is written in its own transaction, so a kill loses at most one batch. Every write survives a
+short loss of the store (a PostgreSQL restart) by redoing its transaction (``db.engine.with_reconnect``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import queries
 from db.base import utcnow
+from db.engine import with_reconnect
 from db.models import Run
 from harness.backends.base import Backend
 from harness.scoring import MetricRow, score_run
@@ -31,6 +35,7 @@ from harness.work import Work, plan_work
 from metrics.registry import get_scorer
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
+_log = logging.getLogger("evaltune.run")
 
 
 @dataclass(frozen=True)
@@ -69,20 +74,28 @@ def run_suite(
     started = time.perf_counter()
     suite = _apply_options(suite, options)
     scorers = tuple(options.scorers if options.scorers is not None else suite.scorers)
-    with sessions.begin() as session:
+
+    def start(session: Session) -> tuple[int, dict[str, int], bool]:
         model_id = store_model_version(session, model_info, backend.fingerprint)
         suite_id, item_ids = store_suite(session, suite)
         run, resumed = _start_or_resume(session, suite, suite_id, model_id, backend, scorers, options)
-        run_id = run.id
+        return run.id, item_ids, resumed
+
+    run_id, item_ids, resumed = with_reconnect(sessions, start)
     work = plan_work(backend, [(item, item_ids[item.id]) for item in suite.items], suite.generation, options.seed,
                      score_references=wants_reference_logprobs(scorers))
     counts = _generate_missing(sessions, run_id, backend, suite, work, on_progress)
+    _redo_lost(sessions, run_id, backend, suite, work)
     generation_s = time.perf_counter() - started
-    with sessions.begin() as session:
+
+    def finish(session: Session) -> tuple[list[MetricRow], dict[str, Any]]:
         metrics = score_run(session, run_id, scorers)
         run = session.get_one(Run, run_id)
         stats = _run_stats(session, run_id, counts, generation_s, time.perf_counter() - started)
         run.status, run.finished_at, run.stats, run.error = "completed", utcnow(), stats, None
+        return metrics, stats
+
+    metrics, stats = with_reconnect(sessions, finish)
     return RunOutcome(run_id, resumed, counts["generated"], counts["from_cache"], counts["already_stored"],
                       metrics, stats)
 
@@ -142,30 +155,47 @@ def _generate_missing(
     work: list[Work],
     on_progress: ProgressCallback | None,
 ) -> dict[str, int]:
-    with sessions.begin() as session:
+
+    def plan(session: Session) -> tuple[list[Work], list[Work], list[dict[str, Any]]]:
         stored = queries.stored_generation_keys(session, run_id)
         todo = [w for w in work if (w.item_row_id, w.sample_index) not in stored]
         cached = queries.cached_generations(session, [w.cache_key for w in todo])
         copies = [w for w in todo if w.cache_key in cached]
-        copied_rows = [_copied_row(run_id, w, cached[w.cache_key]) for w in copies]
+        return todo, copies, [_copied_row(run_id, w, cached[w.cache_key]) for w in copies]
+
+    todo, copies, copied_rows = with_reconnect(sessions, plan)
     # Outside the transaction: scoring references runs the model, and SQLite would hold its lock meanwhile.
     _add_reference_logprobs(backend, copies, copied_rows)
-    with sessions.begin() as session:
-        queries.insert_generations(session, copied_rows)
-    todo = [w for w in todo if w.cache_key not in cached]
+    with_reconnect(sessions, partial(queries.insert_generations, rows=copied_rows))
+    copied = {w.cache_key for w in copies}
+    todo = [w for w in todo if w.cache_key not in copied]
     counts = {"already_stored": len(work) - len(todo) - len(copies), "from_cache": len(copies), "generated": 0}
     done = len(work) - len(todo)
     if on_progress:
         on_progress(done, len(work))
     for batch in _batches(todo, suite.generation.batch_size):
         rows = _run_batch(run_id, backend, suite, batch)
-        with sessions.begin() as session:
-            queries.insert_generations(session, rows)
+        with_reconnect(sessions, partial(queries.insert_generations, rows=rows))
         done += len(batch)
         counts["generated"] += len(batch)
         if on_progress:
             on_progress(done, len(work))
     return counts
+
+
+def _redo_lost(
+    sessions: sessionmaker[Session], run_id: int, backend: Backend, suite: Suite, work: list[Work]
+) -> None:
+    """Make again any output the store confirmed but no longer has, so that a run never completes with a hole.
+
+    A database server that crashes without durable commits (PostgreSQL with synchronous_commit off, a
+    failover to a replica that lagged) loses its last confirmed transactions. Normally this finds nothing.
+    """
+    again = _generate_missing(sessions, run_id, backend, suite, work, None)
+    lost = again["generated"] + again["from_cache"]
+    if lost:
+        _log.warning("the store lost %d outputs of run %d after confirming them (a database crash without durable "
+                     "commits?); they were made again", lost, run_id)
 
 
 def _batches(work: list[Work], size: int) -> list[list[Work]]:

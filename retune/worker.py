@@ -1,12 +1,15 @@
 """The retune worker: claim a queued job, train, register the adapter, re-evaluate, record the outcome.
 
 While a job trains, a background thread heartbeats every few seconds and picks up a cancel request, which
-stops training at the next step. A job whose worker dies is failed by the next worker's ``reap_dead``.
+stops training at the next step. A job whose worker dies is failed by the next worker's ``reap_dead``, and
+``evaltune jobs retry`` queues it again: training then resumes from the job's last complete checkpoint.
+Writes to the store (log lines, heartbeats, the final state) survive a short loss of the store.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -16,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from db.engine import Store
+from sqlalchemy import exc
+from sqlalchemy.orm import Session
+
+from db.engine import Store, StoreError, connection_lost, with_reconnect
 from db.models import ModelVersion
 from db.training import RetuneJob
 from retune import jobs
@@ -50,8 +56,13 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_event.wait(self.every_s):
-            with self.store.session_scope() as session:
-                self.cancelled = jobs.heartbeat(session, self.job_id, self.worker) or self.cancelled
+            try:
+                with self.store.session_scope() as session:
+                    self.cancelled = jobs.heartbeat(session, self.job_id, self.worker) or self.cancelled
+            except exc.DBAPIError as error:
+                if not connection_lost(error):
+                    raise
+                # The store is away (a restart): beat again next time. Training goes on meanwhile.
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -65,7 +76,7 @@ def run_once(
     if there was nothing to claim."""
     with store.session_scope() as session:
         for dead in jobs.reap_dead(session):
-            log(f"job {dead}: its worker stopped heartbeating; marked failed")
+            log(f"job {dead} marked failed: {session.get_one(RetuneJob, dead, populate_existing=True).error}")
         job = jobs.claim(session, options.name, job_id)
         job_id = job.id if job else None
     if job_id is None:
@@ -76,9 +87,16 @@ def run_once(
 
 
 def run_forever(store: Store, options: WorkerOptions, poll_s: float = 5.0, log: Callable[[str], None] = print) -> None:
-    """Run queued jobs one after another, polling the store when the queue is empty."""
+    """Run queued jobs one after another, polling the store when the queue is empty or unreachable."""
     while True:
-        if run_once(store, options, log) is None:
+        try:
+            claimed = run_once(store, options, log)
+        except (StoreError, exc.DBAPIError) as error:
+            if isinstance(error, exc.DBAPIError) and not connection_lost(error):
+                raise
+            log(f"the store at {store.url} is unreachable; trying again in {poll_s:g} s")
+            claimed = None
+        if claimed is None:
             time.sleep(poll_s)
 
 
@@ -96,23 +114,41 @@ def _job_inputs(store: Store, job_id: int) -> tuple[RetuneConfig, list[dict[str,
         return config, records, base.location, base.id, list(job.eval_suites)
 
 
+def _write(store: Store, job_id: int, work: Callable[[Session], None]) -> None:
+    hint = f"job {job_id} stays running until a worker marks it failed; then 'evaltune jobs retry {job_id}'"
+    with_reconnect(store.sessions, work, hint=hint)
+
+
 def execute(store: Store, job_id: int, options: WorkerOptions) -> None:
-    """Run one claimed job; its final state (succeeded, failed, cancelled) and log land in the store."""
+    """Run one claimed job; its final state (succeeded, failed, cancelled) and log land in the store.
+
+    Raises ``StoreError`` only when the store stays unreachable, so that nothing can be recorded."""
 
     def log(line: str) -> None:
-        with store.session_scope() as session:
-            jobs.append_log(session, job_id, line)
+        _write(store, job_id, lambda session: jobs.append_log(session, job_id, line))
 
     beat = _Heartbeat(store, job_id, options.name, options.heartbeat_s)
     beat.start()
     try:
         _execute(store, job_id, options, log, beat)
+    except StoreError:
+        raise
     except Exception as error:
         log(traceback.format_exc(limit=8))
-        with store.session_scope() as session:
-            jobs.finish(session, job_id, "failed", error=f"{type(error).__name__}: {error}")
+        message = f"{type(error).__name__}: {error}"
+        _write(store, job_id, lambda session: jobs.finish(session, job_id, "failed", error=message))
     finally:
         beat.stop()
+
+
+def _drop_partial_checkpoints(folder: Path, log: Callable[[str], None]) -> None:
+    """Remove checkpoints a killed worker left half-written, so that a retried job resumes from a whole one.
+
+    The Trainer writes ``trainer_state.json`` last (``checkpoints`` is where ``retune.train`` puts them)."""
+    for checkpoint in sorted(folder.glob("checkpoint-*")) if folder.is_dir() else []:
+        if not (checkpoint / "trainer_state.json").is_file():
+            log(f"removing the incomplete checkpoint {checkpoint.name} left by an earlier attempt")
+            shutil.rmtree(checkpoint, ignore_errors=True)
 
 
 def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[str], None],
@@ -126,12 +162,13 @@ def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[s
         torch.set_num_threads(options.eval.threads)
     log(f"training {config.method} on {len(records)} rows from {base_location}")
     started = time.perf_counter()
-    result = train(base_location, records, config, options.home / "adapters" / f"job-{job_id}", log,
-                   should_stop=lambda: beat.cancelled)
+    output_dir = options.home / "adapters" / f"job-{job_id}"
+    _drop_partial_checkpoints(output_dir / "checkpoints", log)
+    result = train(base_location, records, config, output_dir, log, should_stop=lambda: beat.cancelled)
     log(f"trained in {time.perf_counter() - started:.1f}s")
     if result.stopped:
-        with store.session_scope() as session:
-            jobs.finish(session, job_id, "cancelled", error="cancelled while training")
+        _write(store, job_id, lambda session: jobs.finish(session, job_id, "cancelled",
+                                                          error="cancelled while training"))
         return
     details = {"method": config.method, "warnings": result.warnings, "history": result.history[-3:]}
     version_id, backend, info = register_and_load(store.sessions, base_id, result.adapter_dir, job_id, details,
@@ -147,5 +184,5 @@ def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[s
         run_ids = reevaluate(store.sessions, backend, info, base_id, suites, options.eval, log)
     finally:
         backend.close()
-    with store.session_scope() as session:
-        jobs.finish(session, job_id, "succeeded", output_model_id=version_id, follow_up_run_ids=run_ids)
+    _write(store, job_id, lambda session: jobs.finish(session, job_id, "succeeded", output_model_id=version_id,
+                                                      follow_up_run_ids=run_ids))

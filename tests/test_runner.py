@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +9,7 @@ import yaml
 from sqlalchemy import func, select
 
 from db.engine import open_store
-from db.models import Generation, Run, RunMetric, Score
+from db.models import Generation, RunMetric, Score
 from evaltune.evaluate import EvaluateRequest, evaluate
 
 ITEMS = [
@@ -79,43 +74,3 @@ def test_a_run_stores_outputs_scores_and_metrics_then_the_cache_serves_a_rerun(
                           status=lambda _: None).outcome
     assert other_seed.generated == 8  # sampled outputs depend on the seed; the choice scores do not
     assert other_seed.from_cache == 1
-
-
-def test_a_run_killed_mid_way_resumes_without_duplicates_or_regeneration(
-    tiny_model_dir: Path, tmp_path: Path
-) -> None:
-    items = [{"id": f"q{i:03d}", "input": f"Question number {i}: what comes next?", "references": ["x"]}
-             for i in range(120)]
-    suite = write_suite(tmp_path, items, max_new_tokens=24)
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    env = os.environ | {"EVALTUNE_DB_URL": url, "EVALTUNE_THREADS": "1"}
-    command = [sys.executable, "-m", "evaltune", "run", str(suite), "--model", str(tiny_model_dir),
-               "--batch-size", "2"]
-    victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    store = open_store(url)
-    stored_before = 0
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and victim.poll() is None:
-        with store.sessions() as session:
-            stored_before = session.scalar(select(func.count()).select_from(Generation)) or 0
-        if stored_before >= 20:
-            break
-        time.sleep(0.05)
-    assert victim.poll() is None, "the run finished before it could be killed; make the suite longer"
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
-    with store.sessions() as session:
-        before = {(g.item_id, g.sample_index): (g.id, g.output) for g in session.scalars(select(Generation))}
-        assert session.scalars(select(Run.status)).one() == "running"
-    assert 20 <= len(before) < 120
-
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "(resumed)" in done.stdout
-    assert f"{120 - len(before)} generated" in done.stdout
-    with store.sessions() as session:
-        after = {(g.item_id, g.sample_index): (g.id, g.output) for g in session.scalars(select(Generation))}
-        runs = list(session.scalars(select(Run)))
-    assert len(after) == 120 and len(runs) == 1 and runs[0].status == "completed"
-    assert all(after[key] == value for key, value in before.items())  # nothing regenerated
-    store.close()

@@ -1,4 +1,4 @@
-"""``evaltune jobs list | show | cancel``: the retune job queue."""
+"""``evaltune jobs list | show | cancel | retry``: the retune job queue."""
 
 from __future__ import annotations
 
@@ -18,16 +18,19 @@ def jobs() -> None:
 def list_jobs(status: str | None) -> None:
     """The most recent jobs first."""
     from retune.jobs import list_jobs as query
+    from retune.jobs import why_dead
 
     with store_session() as session:
-        rows = [(j.id, j.status, j.method, j.dataset_id, j.base_model_id, j.output_model_id, j.worker)
+        rows = [(j.id, j.status, j.method, j.dataset_id, j.base_model_id, j.output_model_id, j.worker, why_dead(j))
                 for j in query(session, status)]
     if not rows:
         click.echo("no retune jobs yet: try 'evaltune retune --dataset ID'")
-    for job_id, state, method, dataset, base, output, worker in rows:
+    for job_id, state, method, dataset, base, output, worker, dead in rows:
         result = f"-> model:{output}" if output else ""
         click.echo(f"{job_id:>4}  {state:<10} {method:<4} dataset {dataset:<4} base model:{base} {result}"
                    f"{'  (' + worker + ')' if worker else ''}")
+        if dead:
+            click.echo(f"      ! {dead}: the next 'evaltune worker' marks it failed")
 
 
 @jobs.command("show")
@@ -35,6 +38,7 @@ def list_jobs(status: str | None) -> None:
 def show(job_id: int) -> None:
     """One job: settings, state, result, follow-up runs and its full log."""
     from db.training import RetuneJob
+    from retune.jobs import why_dead
 
     with store_session() as session:
         job = session.get(RetuneJob, job_id)
@@ -42,6 +46,9 @@ def show(job_id: int) -> None:
             raise UserError(f"no retune job {job_id}; see 'evaltune jobs list'")
         click.echo(f"job {job.id}: {job.status} ({job.method}), dataset {job.dataset_id}, "
                    f"base model:{job.base_model_id}")
+        dead = why_dead(job)
+        if dead:
+            click.echo(f"warning: {dead}; the next 'evaltune worker' marks the job failed")
         click.echo(f"created {job.created_at:%Y-%m-%d %H:%M:%S}; worker {job.worker or '-'}; "
                    f"heartbeat {job.heartbeat_at or '-'}")
         if job.output_model_id:
@@ -70,3 +77,18 @@ def cancel(job_id: int) -> None:
     finally:
         store.close()
     click.echo(f"job {job_id}: {state}")
+
+
+@jobs.command("retry")
+@click.argument("job_id", type=int)
+def retry(job_id: int) -> None:
+    """Queue a failed or cancelled job again; its training resumes from its last checkpoint."""
+    from retune.jobs import JobError
+    from retune.jobs import retry as retry_job
+
+    try:
+        with store_session() as session:
+            retry_job(session, job_id)
+    except JobError as error:
+        raise UserError(str(error)) from error
+    click.echo(f"job {job_id}: queued again; 'evaltune worker' runs it, resuming from its last checkpoint")

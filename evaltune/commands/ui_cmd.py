@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -38,10 +37,9 @@ def ui(host: str, port: int) -> None:
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: listening on {host} exposes the app beyond this machine; serve it behind TLS",
                    err=True)
-    click.echo(f"rating app on http://{host}:{port} (Ctrl-C stops it)")
-    try:
-        completed = subprocess.run(streamlit_command(host, port), env=os.environ.copy(), check=False)
-    except KeyboardInterrupt:
-        return
-    if completed.returncode not in (0, -2, 130):
-        sys.exit(completed.returncode)
+    click.echo(f"rating app on http://{host}:{port} (Ctrl-C stops it)", nl=True)
+    sys.stdout.flush()
+    # Streamlit replaces this process rather than running as its child: a kill (even kill -9) of the pid the
+    # user started then stops the app and frees the port, instead of leaving an orphan server behind.
+    command = streamlit_command(host, port)
+    os.execv(command[0], command)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from evaltune.errors import user_errors
+
+if TYPE_CHECKING:
+    from db.engine import Store
 
 
 @click.command()
@@ -25,11 +30,20 @@ def worker(once: bool, poll_s: float, eval_limit: int | None, name: str) -> None
     with user_errors():
         store = open_store()
     try:
-        if once:
-            job_id = run_once(store, options, log=click.echo)
-            click.echo("no queued jobs" if job_id is None else f"job {job_id} done")
-        else:
-            click.echo(f"worker {options.name} polling every {poll_s:g}s (Ctrl-C to stop)")
-            run_forever(store, options, poll_s, log=click.echo)
+        with user_errors():  # a store that stays unreachable is a one-line message, not a traceback
+            if once:
+                job_id = run_once(store, options, log=click.echo)
+                click.echo("no queued jobs" if job_id is None else f"job {job_id} done: {_outcome(store, job_id)}")
+            else:
+                click.echo(f"worker {options.name} polling every {poll_s:g}s (Ctrl-C to stop)")
+                run_forever(store, options, poll_s, log=click.echo)
     finally:
         store.close()
+
+
+def _outcome(store: Store, job_id: int) -> str:
+    from db.training import RetuneJob
+
+    with store.sessions() as session:
+        job = session.get_one(RetuneJob, job_id)
+        return job.status + (f": {job.error}" if job.error else "")
