@@ -27,7 +27,7 @@ from evaltune.commands import (
     users_cmd,
     worker_cmd,
 )
-from evaltune.errors import UserError
+from evaltune.errors import UserError, show_click_error
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -71,7 +71,7 @@ def main() -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as error:
-        error.show()
+        show_click_error(error)
         sys.exit(2)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)

@@ -8,8 +8,14 @@ from pathlib import Path
 
 def home() -> Path:
     """``$EVALTUNE_HOME`` (default ``~/.evaltune``): the SQLite file, model cache, adapters, reports."""
+    from evaltune.errors import UserError
+
     path = Path(os.environ.get("EVALTUNE_HOME") or Path.home() / ".evaltune").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError, PermissionError) as exc:
+        raise UserError(f"EVALTUNE_HOME: cannot use {path} as evaltune's folder ({exc.strerror}); "
+                        "point EVALTUNE_HOME at a folder you can write") from exc
     return path
 
 
@@ -18,6 +24,11 @@ def threads() -> int:
     default oversubscribes a shared machine and makes timings swing tenfold."""
     value = os.environ.get("EVALTUNE_THREADS")
     if value:
+        if not value.strip().isdigit():
+            from evaltune.errors import UserError
+
+            raise UserError(f"EVALTUNE_THREADS: '{value}' is not a whole number; set it to the torch threads to "
+                            "use (for example 2), or unset it to use every core")
         return max(1, int(value))
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 

@@ -8,7 +8,9 @@ then builds a ``ResolvedModel`` directly from the stored fields (``ResolvedModel
 
 from __future__ import annotations
 
+import json
 import re
+import struct
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +30,9 @@ from harness.default_model import (
 )
 
 _STORED_REF = re.compile(r"^(?:model:)?(\d+)$")
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+_ADAPTER_FIX = "pass the folder a retune job or PeftModel.save_pretrained wrote"
+_FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class ResolvedModel:
         return record
 
     def load(
-        self, *, dtype: str = "auto", device: str = "auto", max_batch_size: int = 16, concurrency: int = 8
+        self, *, dtype: str = "auto", device: str = "auto", max_batch_size: int = 0, concurrency: int = 8
     ) -> Backend:
         """The backend, ready to use: weights loaded (converting the default model on first use) or the
         endpoint probed. Raises BackendError with the reason and the fix."""
@@ -100,6 +105,7 @@ def resolve_model(
         raise BackendError("empty model; pass a local model folder, 'default', a hub id, or openai:URL")
     if spec.startswith("openai:"):
         return _resolve_openai(spec, adapter, model_name)
+    _check_not_a_file(spec)
     adapter_path = _check_adapter(adapter) if adapter else None
     suffix = f" + {Path(adapter_path).name}" if adapter_path else ""
     if spec == "default":
@@ -110,6 +116,10 @@ def resolve_model(
         name = DEFAULT_MODEL_NAME + suffix
         return ResolvedModel("hf", folder, None, adapter_path, name, threads, str(cache.resolve()))
     location, is_local = resolve_model_location(spec)
+    if is_local:
+        _check_model_config(Path(location))
+        if adapter_path:
+            _check_adapter_fits(Path(adapter_path), Path(location), adapter or "")
     name = (Path(location).name if is_local else location) + suffix
     return ResolvedModel("hf", location, None, adapter_path, name, threads)
 
@@ -117,6 +127,12 @@ def resolve_model(
 def _resolve_openai(spec: str, adapter: str | None, model_name: str | None) -> ResolvedModel:
     url = spec.removeprefix("openai:").strip()
     parts = urlsplit(url)
+    if parts.username or parts.password:
+        # Refused without echoing the URL: what sits before the @ is often an API key.
+        raise BackendError(
+            "the openai: endpoint URL holds a user name or password (before '@'); remove it from the URL and put "
+            "the key in EVALTUNE_OPENAI_API_KEY, so that it is never stored, printed or reported"
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BackendError(f"'{spec}' has no http(s) URL; write openai:http://HOST:PORT/v1")
     if not model_name:
@@ -134,11 +150,113 @@ def _resolve_openai(spec: str, adapter: str | None, model_name: str | None) -> R
     return ResolvedModel("openai", base, model_name, None, f"{model_name} @ {parts.netloc}")
 
 
-def _check_adapter(adapter: str) -> str:
-    folder = Path(adapter).expanduser().resolve()
-    if not (folder / "adapter_config.json").is_file():
-        what = "no folder" if not folder.is_dir() else "no adapter_config.json"
+def _check_not_a_file(spec: str) -> None:
+    path = Path(spec).expanduser()
+    if path.is_file():
         raise BackendError(
-            f"adapter '{adapter}': {what} at {folder}; pass the folder a retune job or PeftModel.save_pretrained wrote"
+            f"model '{spec}': {path.resolve()} is a file; pass the folder that holds config.json and the weights"
+        )
+
+
+def _check_model_config(folder: Path) -> None:
+    """A local model's config.json must be a JSON object (transformers' own error names neither file nor line)."""
+    config = folder / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        where = f" (line {error.lineno}: {error.msg})" if isinstance(error, json.JSONDecodeError) else ""
+        raise BackendError(f"{config} is not valid JSON{where}; restore it from the model's source") from None
+    if not isinstance(data, dict) or "model_type" not in data:
+        raise BackendError(f"{config} has no 'model_type'; is {folder} a transformers model folder?")
+
+
+def _check_adapter(adapter: str) -> str:
+    """The adapter's absolute folder, after checking that it holds a PEFT config and weights."""
+    folder = Path(adapter).expanduser().resolve()
+    config = folder / "adapter_config.json"
+    if not config.is_file():
+        what = "no folder" if not folder.exists() else "a file, not a folder" if folder.is_file() else None
+        where = f"{what} at {folder}" if what else f"no adapter_config.json in {folder}"
+        raise BackendError(f"adapter '{adapter}': {where}; {_ADAPTER_FIX}")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        where = f" (line {error.lineno}: {error.msg})" if isinstance(error, json.JSONDecodeError) else ""
+        raise BackendError(f"adapter '{adapter}': {config} is not valid JSON{where}; {_ADAPTER_FIX}") from None
+    if not isinstance(data, dict) or "peft_type" not in data:
+        raise BackendError(f"adapter '{adapter}': {config} has no 'peft_type'; {_ADAPTER_FIX}")
+    if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS):
+        raise BackendError(
+            f"adapter '{adapter}': no weights in {folder} (expected {' or '.join(ADAPTER_WEIGHTS)}); "
+            "the save may have been interrupted: save or train it again"
         )
     return str(folder)
+
+
+def _check_adapter_fits(adapter_dir: Path, model_dir: Path, adapter: str) -> None:
+    """Refuse an adapter made for another base model before any weights load, by comparing the shapes in
+    the safetensors headers: each LoRA matrix must match the size of the layer it changes. Skipped when
+    either side is not safetensors or the base weights are quantised."""
+    adapter_shapes = _safetensors_shapes([adapter_dir / ADAPTER_WEIGHTS[0]])
+    base_shapes = _safetensors_shapes(sorted(model_dir.glob("*.safetensors")), floats_only=True)
+    if not adapter_shapes or not base_shapes:
+        return
+    for key, shape in sorted(adapter_shapes.items()):
+        module, found, _ = key.partition(".lora_")
+        if not found or len(shape) != 2:
+            continue
+        problem = _shape_problem(module.removeprefix("base_model.model."), shape, base_shapes)
+        if problem:
+            made_for = _adapter_base_name(adapter_dir)
+            raise BackendError(
+                f"adapter '{adapter}' was made for another model{made_for}: it {problem} in {model_dir}; "
+                "pass the adapter's own base model with --model"
+            )
+
+
+def _shape_problem(layer: str, lora: tuple[int, ...], base_shapes: dict[str, tuple[int, ...]]) -> str | None:
+    base = _base_weight(layer, base_shapes)
+    # A LoRA matrix is (r, in) or (out, r); either layout of the base weight (Linear or GPT-2's Conv1D) is fine.
+    # A layer not found under any name is left to PEFT: checkpoints name their weights in more than one way.
+    if base is None or any(size in base for size in lora):
+        return None
+    return f"changes {layer} with a matrix of shape {list(lora)}, but that layer's weight is {list(base)}"
+
+
+def _base_weight(layer: str, base_shapes: dict[str, tuple[int, ...]]) -> tuple[int, ...] | None:
+    """The shape of ``layer``'s weight, also when the checkpoint leaves out leading names ("transformer.")."""
+    parts = layer.split(".")
+    for start in range(len(parts)):
+        shape = base_shapes.get(".".join([*parts[start:], "weight"]))
+        if shape is not None:
+            return shape
+    return None
+
+
+def _adapter_base_name(adapter_dir: Path) -> str:
+    try:
+        config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+        name = config.get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return f" ({name})" if name else ""
+
+
+def _safetensors_shapes(files: list[Path], floats_only: bool = False) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from the JSON headers of safetensors files (no weights are read).
+    Empty when a file is missing or unreadable, or (``floats_only``) holds quantised tensors."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for file in files:
+        try:
+            with file.open("rb") as handle:
+                (size,) = struct.unpack("<Q", handle.read(8))
+                header = json.loads(handle.read(min(size, 100 << 20)))
+        except (OSError, ValueError, struct.error):
+            return {}
+        for name, info in header.items():
+            if name == "__metadata__" or not isinstance(info, dict):
+                continue
+            if floats_only and info.get("dtype") not in _FLOAT_DTYPES:
+                return {}
+            shapes[name] = tuple(info.get("shape", ()))
+    return shapes

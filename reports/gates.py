@@ -14,8 +14,9 @@ a gate never passes because it could not be checked.
 
 from __future__ import annotations
 
+import difflib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import yaml
 from reports.model import ALPHA, MetricComparison, Report
 
 RULES = ("min", "max", "no_significant_regression")
+REGRESSION_FIELDS = ("min_effect", "alpha")
 
 
 class GateFileError(ValueError):
@@ -55,17 +57,58 @@ class GateOutcome:
         return all(r.passed for r in self.results)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice (plain YAML keeps the last one, silently)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float):
+            continue  # construct_mapping refuses a list or a mapping as a key, naming the line
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"'{key}' is written twice; keep one", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise GateFileError(f"{path}: cannot read the gate file ({error.strerror})") from error
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise GateFileError(f"{path}:{line}: not valid UTF-8 on line {line}; save the gate file as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as error:
+        line = error.problem_mark.line + 1 if error.problem_mark else 0
+        raise GateFileError(f"{path}:{line}: not valid YAML on line {line}: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise GateFileError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+
+
 def load_gates(path: str | Path) -> list[Rule]:
     """The rules of a gate file; raises ``GateFileError`` naming file, rule and field on any problem."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise GateFileError(f"{path}: cannot read the gate file ({error.strerror})") from error
-    except yaml.YAMLError as error:
-        raise GateFileError(f"{path}: not valid YAML ({error})") from error
+    data = _read_yaml(path)
     if isinstance(data, dict) and "gates" in data:
+        extra = sorted(str(key) for key in data if key != "gates")
+        if extra:
+            raise GateFileError(f"{path}: unknown top-level key '{extra[0]}'; put every rule under 'gates:'")
         data = data["gates"]
+    if data is None:
+        raise GateFileError(f"{path}: the gate file is empty; write 'gates:' with a metric and its rules")
     if not isinstance(data, dict) or not data:
         raise GateFileError(f"{path}: expected a mapping 'gates:' of metric name -> rules")
     return [rule for metric, rules in data.items() for rule in _parse_metric(path, str(metric), rules)]
@@ -78,22 +121,50 @@ def _parse_metric(path: Path, metric: str, rules: Any) -> list[Rule]:
     for kind, spec in rules.items():
         where = f"{path}: gate '{metric}', rule '{kind}'"
         if kind not in RULES:
-            raise GateFileError(f"{where}: unknown rule; use one of {', '.join(RULES)}")
+            hint = _did_you_mean(str(kind), RULES)
+            raise GateFileError(f"{where}: unknown rule{hint}; use one of {', '.join(RULES)}")
         if kind == "no_significant_regression":
-            spec = {} if spec is True or spec is None else spec
-            if not isinstance(spec, dict) or set(spec) - {"min_effect", "alpha"}:
-                raise GateFileError(f"{where}: expected {{min_effect: NUMBER, alpha: NUMBER}} (both optional)")
-            parsed.append(Rule(metric, kind, _number(where, "min_effect", spec.get("min_effect", 0.0)),
-                               _number(where, "alpha", spec.get("alpha", ALPHA))))
+            parsed.append(_regression_rule(where, metric, spec))
         else:
             parsed.append(Rule(metric, kind, _number(where, "value", spec)))
     return parsed
 
 
+def _regression_rule(where: str, metric: str, spec: Any) -> Rule:
+    spec = {} if spec is True or spec is None else spec
+    if not isinstance(spec, dict):
+        raise GateFileError(f"{where}: expected {{min_effect: NUMBER, alpha: NUMBER}} (both optional), got {spec!r}")
+    for key in spec:
+        if key not in REGRESSION_FIELDS:
+            hint = _did_you_mean(str(key), REGRESSION_FIELDS)
+            raise GateFileError(f"{where}: unknown field '{key}'{hint}; use min_effect and alpha (both optional)")
+    min_effect = _number(where, "min_effect", spec.get("min_effect", 0.0))
+    alpha = _number(where, "alpha", spec.get("alpha", ALPHA))
+    if min_effect < 0:
+        raise GateFileError(f"{where}: field 'min_effect' must be 0 or more, got {min_effect:g}")
+    if not 0 < alpha < 1:
+        raise GateFileError(f"{where}: field 'alpha' must be between 0 and 1 (e.g. 0.05), got {alpha:g}")
+    return Rule(metric, "no_significant_regression", min_effect, alpha)
+
+
 def _number(where: str, field: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(float(value)):
-        raise GateFileError(f"{where}: field '{field}' must be a number, got {value!r}")
+        quoted = " (write it without quotes)" if isinstance(value, str) and _is_number(value) else ""
+        raise GateFileError(f"{where}: field '{field}' must be a number, got {value!r}{quoted}")
     return float(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def candidate_values(report: Report) -> dict[str, float]:
@@ -110,7 +181,16 @@ def check_gates(report: Report, rules: list[Rule]) -> GateOutcome:
     """Each rule's pass/fail with a one-line reason."""
     values = candidate_values(report)
     compared = {m.name: m for m in report.metrics}
-    return GateOutcome([_check(rule, values.get(rule.metric), compared.get(rule.metric)) for rule in rules])
+    results = [_check(rule, values.get(rule.metric), compared.get(rule.metric)) for rule in rules]
+    return GateOutcome([_with_suggestion(result, tuple(values)) for result in results])
+
+
+def _with_suggestion(result: GateResult, names: tuple[str, ...]) -> GateResult:
+    """A rule whose metric is missing says which metric of the report it probably meant (a typo)."""
+    if result.actual is not None or result.rule.metric in names:
+        return result
+    hint = _did_you_mean(result.rule.metric, names)
+    return replace(result, message=result.message + hint) if hint else result
 
 
 def _check(rule: Rule, value: float | None, comparison: MetricComparison | None) -> GateResult:

@@ -49,13 +49,14 @@ class RetuneConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.learning_rate <= 0 or self.epochs <= 0:
-            raise ValueError("learning_rate and epochs must be positive")
+        # Written as "not (x > 0)" so that NaN (which click's float options accept) fails too.
+        if not (self.learning_rate > 0 and self.epochs > 0):
+            raise ValueError(f"learning_rate and epochs must be positive, got {self.learning_rate} and {self.epochs}")
         if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("batch_size and gradient_accumulation_steps must be at least 1")
-        if self.beta <= 0:
+        if not self.beta > 0:
             raise ValueError(f"beta must be positive, got {self.beta}")
-        if self.sft_weight < 0:
+        if not self.sft_weight >= 0:
             raise ValueError(f"sft_weight must be zero or more, got {self.sft_weight}")
 
     def as_json(self) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 Exported files are what TRL's own scripts accept: JSON Lines or Parquet with the columns ``prompt``/``chosen``/
 ``rejected`` (dpo), ``prompt``/``completion``/``label`` (kto) or ``prompt``/``completion`` (sft). Conversational
 rows (prompt as chat messages, answers as one assistant message) when the rated prompt was chat messages.
+A JSON Lines file in those columns (an export, or rows made elsewhere) is imported with ``import_dataset``.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +23,13 @@ from db.training import PreferenceDataset, PreferenceRow
 from retune.strategies import METHOD_OF_STRATEGY, RatingRecord, StrategyParams, build_rows
 
 EXPORT_FORMATS = ("jsonl", "parquet")
+METHOD_COLUMNS = {"dpo": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label"),
+                  "sft": ("prompt", "completion")}
+ROLES = ("system", "user", "assistant")
+
+
+class DatasetFileError(ValueError):
+    """A dataset file cannot be imported; the message names the file, the line and the column, and the fix."""
 
 
 def _compose(item: SuiteItem) -> Any:
@@ -112,7 +121,8 @@ def build_dataset(
 
 def dataset_method(dataset: PreferenceDataset) -> str:
     """The training method the dataset's rows are shaped for: dpo, kto or sft."""
-    return METHOD_OF_STRATEGY.get(dataset.strategy, "dpo")
+    method = (dataset.params or {}).get("method")
+    return method if method in METHOD_COLUMNS else METHOD_OF_STRATEGY.get(dataset.strategy, "dpo")
 
 
 def _answer(text: str, conversational: bool) -> Any:
@@ -160,3 +170,122 @@ def export_records(records: Sequence[dict[str, Any]], path: Path, fmt: str) -> P
 
     Dataset.from_list(list(records)).to_parquet(str(path))
     return path
+
+
+def import_dataset(session: Session, path: Path, method: str | None = None, name: str = "") -> PreferenceDataset:
+    """Store the rows of a JSON Lines file in TRL's columns as a new dataset (not committed); every row is
+    checked before anything is added. ``method`` defaults to the one the first row's columns show."""
+    method, records = read_dataset_file(path, method)
+    dataset = PreferenceDataset(name=name or f"imported {path.name}", strategy="import", campaign_id=None,
+                                params={"method": method, "source": str(path)},
+                                counts={"rows": len(records), "train": len(records), "holdout": 0})
+    session.add(dataset)
+    session.flush()
+    session.add_all(PreferenceRow(dataset_id=dataset.id, split="train", item_id=None, rating_ids=[], **record)
+                    for record in records)
+    session.flush()
+    return dataset
+
+
+def read_dataset_file(path: Path, method: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """(method, rows as stored) from a JSON Lines file in TRL's columns. Raises ``DatasetFileError`` naming the
+    file, the line and the column of the first problem."""
+    if path.suffix.lower() != ".jsonl":
+        raise DatasetFileError(f"{path}: only JSON Lines (.jsonl) files can be imported; "
+                               "export with --format jsonl or convert it")
+    lines = _json_lines(path)
+    if not lines:
+        raise DatasetFileError(f"{path}: the file holds no rows; write one JSON object per line")
+    method = method or _method_of(lines[0][1])
+    return method, [_stored_row(path, number, data, method) for number, data in lines]
+
+
+def _json_lines(path: Path) -> list[tuple[int, Any]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise DatasetFileError(f"{path}: cannot read the file ({error.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        bad_line = raw[: error.start].count(b"\n") + 1
+        raise DatasetFileError(f"{path}: line {bad_line}: not valid UTF-8; save the file as UTF-8") from None
+    lines = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            lines.append((number, json.loads(line)))
+        except json.JSONDecodeError as error:
+            raise DatasetFileError(f"{path}: line {number}: not valid JSON ({error.msg} at column {error.colno}); "
+                                   "write one JSON object per line") from None
+    return lines
+
+
+def _method_of(first: Any) -> str:
+    columns = set(first) if isinstance(first, dict) else set()
+    if columns & {"chosen", "rejected"}:
+        return "dpo"
+    return "kto" if "label" in columns else "sft"
+
+
+def _stored_row(path: Path, number: int, data: Any, method: str) -> dict[str, Any]:
+    columns = METHOD_COLUMNS[method]
+    where = f"{path}: line {number}"
+    shape = f"a {method} file has the columns {', '.join(columns)}"
+    if not isinstance(data, dict):
+        raise DatasetFileError(f"{where}: expected a JSON object with {', '.join(columns)}, got {_kind(data)}")
+    for column in data:
+        if column not in columns:
+            close = difflib.get_close_matches(str(column), columns, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise DatasetFileError(f"{where}: unknown column '{column}'{hint}; {shape}")
+    for column in columns:
+        if column not in data:
+            raise DatasetFileError(f"{where}: column '{column}' is missing; {shape}")
+    prompt = _prompt(f"{where}: column 'prompt'", data["prompt"])
+    row: dict[str, Any] = {"prompt": prompt}
+    for column in columns[1:]:
+        if column == "label":
+            row["label"] = _label(f"{where}: column 'label'", data["label"])
+        else:
+            row[column] = _answer_text(f"{where}: column '{column}'", data[column], isinstance(prompt, list))
+    if method == "dpo" and row["chosen"] == row["rejected"]:
+        raise DatasetFileError(f"{where}: column 'rejected' is the same text as 'chosen'; "
+                               "a preference pair needs two different answers")
+    return row
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _prompt(where: str, value: Any) -> Any:
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, list) and value and all(_is_message(m) for m in value):
+        return [{"role": m["role"], "content": m["content"]} for m in value]
+    raise DatasetFileError(f"{where}: expected non-empty text or a list of {{\"role\", \"content\"}} messages "
+                           f"(roles: {', '.join(ROLES)}), got {_kind(value)}")
+
+
+def _is_message(value: Any) -> bool:
+    return (isinstance(value, dict) and set(value) == {"role", "content"} and value["role"] in ROLES
+            and isinstance(value["content"], str))
+
+
+def _answer_text(where: str, value: Any, conversational: bool) -> str:
+    if conversational and isinstance(value, list) and len(value) == 1 and _is_message(value[0]) \
+            and value[0]["role"] == "assistant":
+        value = value[0]["content"]
+    if isinstance(value, str) and value.strip():
+        return value
+    expected = "non-empty text" + (' or [{"role": "assistant", "content": "..."}]' if conversational else "")
+    raise DatasetFileError(f"{where}: expected {expected}, got {_kind(value)}")
+
+
+def _label(where: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise DatasetFileError(f"{where}: expected true or false (JSON booleans, unquoted), got {json.dumps(value)[:40]}")

@@ -75,7 +75,7 @@ class StrategyParams:
             raise ValueError(f"min_agreement must be in [0, 1], got {self.min_agreement}")
         if self.gating not in ("drop", "weight"):
             raise ValueError(f"gating must be 'drop' or 'weight', got {self.gating!r}")
-        if self.min_gap <= 0:
+        if not self.min_gap > 0:  # written so that NaN fails too
             raise ValueError(f"min_gap must be positive, got {self.min_gap}")
 
 
@@ -88,11 +88,20 @@ def _majority(votes: Sequence[Any]) -> tuple[Any, float]:
     return value, count / len(votes)
 
 
+def _same_answer(first: str, second: str) -> bool:
+    """Two outputs that differ at most in surrounding spaces: no preference can be learned between them."""
+    return first.strip() == second.strip()
+
+
 def pairwise_rows(records: Sequence[RatingRecord], params: StrategyParams, counts: Counter[str]) -> list[Row]:
-    """Blind A/B votes: the majority side is chosen; ties and both-bad votes are dropped."""
+    """Blind A/B votes: the majority side is chosen; ties and both-bad votes, and votes between two copies of
+    the same answer, are dropped."""
     by_item: dict[tuple[int, str, str], list[RatingRecord]] = defaultdict(list)
     for record in records:
         if record.choice is None or record.side_a is None or record.side_b is None:
+            continue
+        if _same_answer(record.side_a, record.side_b):
+            counts["dropped_same_answer"] += 1
             continue
         # Sides are randomised per annotator: key the pair by its two outputs in a fixed order.
         a, b = sorted((record.side_a, record.side_b))
@@ -147,6 +156,9 @@ def likert_gap_rows(records: Sequence[RatingRecord], params: StrategyParams, cou
         worst, best = scored[0], scored[-1]
         if best[0] - worst[0] < params.min_gap:
             counts["dropped_small_gap"] += 1
+            continue
+        if _same_answer(best[2], worst[2]):
+            counts["dropped_same_answer"] += 1
             continue
         rows.append(Row(item_id, best[4], chosen=best[2], rejected=worst[2], weight=min(best[1], worst[1]),
                         rating_ids=best[3] + worst[3]))

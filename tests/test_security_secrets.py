@@ -221,15 +221,14 @@ def _failing_job(url: str) -> None:
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="harness/models.py keeps the user:password of an openai: URL in the model "
-                   "version's name and location (stored, printed, reported); strip the userinfo there")
 def test_a_key_written_into_the_endpoint_url_stays_out_of_the_store(endpoint: str, tmp_path: Path,
                                                                    transcript: Transcript) -> None:
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
     with_key = endpoint.replace("http://", f"http://user:{API_KEY}@")
     env = {"EVALTUNE_DB_URL": store_url, "EVALTUNE_OPENAI_API_KEY": ""}
-    transcript.run(["run", "smoke", "--model", f"openai:{with_key}/ok/v1", "--model-name", "fake-model",
-                    "--limit", "1"], env)
+    refused = transcript.run(["run", "smoke", "--model", f"openai:{with_key}/ok/v1", "--model-name", "fake-model",
+                              "--limit", "1"], env, expect=2)
+    assert "EVALTUNE_OPENAI_API_KEY" in refused  # refused, and told where the key belongs
     transcript.run(["models", "list"], env)
     _assert_no_secret("command output and logs", transcript.everything())
     _assert_no_secret("the store's rows", _stored_text(store_url))

@@ -17,7 +17,17 @@ def _run_ids(text: str) -> list[int]:
     try:
         return [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
-        raise click.BadParameter(f"{text!r}: give run ids separated by commas, e.g. 3,4") from None
+        raise UserError(f"--runs {text!r}: give run ids separated by commas, e.g. 3,4") from None
+
+
+def _guidelines(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise UserError(f"--guidelines {path}: line {line} is not valid UTF-8; save the file as UTF-8") from None
+    except OSError as error:
+        raise UserError(f"--guidelines {path}: cannot read the file ({error.strerror})") from None
 
 
 @click.group()
@@ -41,7 +51,7 @@ def create(runs_text: str, filters: tuple[str, ...], overlap: int, guidelines: P
     from feedback_ui.campaigns import CampaignError, create_campaign
     from feedback_ui.progress import campaign_progress
 
-    text = guidelines.read_text(encoding="utf-8") if guidelines else ""
+    text = _guidelines(guidelines) if guidelines else ""
     with user_errors():
         store = open_store()
     try:

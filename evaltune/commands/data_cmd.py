@@ -1,4 +1,4 @@
-"""``evaltune data build`` (ratings -> a stored training dataset) and ``evaltune data export``."""
+"""``evaltune data build`` (ratings -> a stored training dataset), ``data export`` and ``data import``."""
 
 from __future__ import annotations
 
@@ -37,8 +37,11 @@ def build(campaign_id: int, strategy: str, min_gap: float, min_agreement: float,
     from retune.datasets import build_dataset
     from retune.strategies import StrategyParams
 
-    params = StrategyParams(min_gap=min_gap, min_agreement=min_agreement, holdout=holdout, seed=seed,
-                            gating="weight" if weight_by_agreement else "drop")
+    try:
+        params = StrategyParams(min_gap=min_gap, min_agreement=min_agreement, holdout=holdout, seed=seed,
+                                gating="weight" if weight_by_agreement else "drop")
+    except ValueError as error:
+        raise UserError(f"{error}; see 'evaltune data build --help'") from error
     with user_errors():
         store = open_store()
     try:
@@ -75,5 +78,32 @@ def export(dataset_id: int, fmt: str, split: str, output: Path) -> None:
         raise UserError(str(error.args[0])) from error
     finally:
         store.close()
-    export_records(records, output, fmt)
+    try:
+        export_records(records, output, fmt)
+    except OSError as error:
+        raise UserError(f"{output}: cannot write the export ({error.strerror}); choose another -o path") from error
     click.echo(f"wrote {len(records)} rows to {output}")
+
+
+@data.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--method", type=click.Choice(["dpo", "kto", "sft"]),
+              help="What the rows are for (default: told by the first row's columns).")
+@click.option("--name", default="", help="A name for the dataset (default: from the file name).")
+def import_file(file: Path, method: str | None, name: str) -> None:
+    """Store a JSON Lines file in TRL's columns (an export, or rows made elsewhere) as a dataset to retune on.
+    Every row is checked first: a bad row stores nothing."""
+    from db.engine import open_store
+    from retune.datasets import DatasetFileError, import_dataset
+
+    with user_errors():
+        store = open_store()
+    try:
+        with store.session_scope() as session:
+            dataset = import_dataset(session, file, method, name)
+            dataset_id, rows, method = dataset.id, dataset.counts["rows"], dataset.params["method"]
+    except DatasetFileError as error:
+        raise UserError(str(error)) from error
+    finally:
+        store.close()
+    click.echo(f"dataset {dataset_id} ({method}): {rows} rows from {file}")

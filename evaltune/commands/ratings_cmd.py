@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from evaltune.errors import user_errors
+from evaltune.errors import UserError, user_errors
 
 
 @click.group()
@@ -22,13 +22,18 @@ def ratings() -> None:
 def export(campaign_id: int | None, fmt: str, output: Path) -> None:
     """Write one row per rating, with its prompt and output(s); A/B choices name the preferred generation."""
     from db.engine import open_store
+    from db.people import Campaign
     from feedback_ui.export import export_ratings
 
     with user_errors():
         store = open_store()
     try:
         with store.sessions() as session:
+            if campaign_id is not None and session.get(Campaign, campaign_id) is None:
+                raise UserError(f"--campaign: no campaign {campaign_id}; see 'evaltune campaigns list'")
             count = export_ratings(session, output, fmt, campaign_id)
+    except OSError as error:
+        raise UserError(f"{output}: cannot write the export ({error.strerror}); choose another -o path") from error
     finally:
         store.close()
     click.echo(f"wrote {count} ratings to {output}")

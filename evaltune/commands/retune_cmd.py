@@ -35,32 +35,28 @@ def retune(model_spec: str, dataset_id: int, method: str | None, eval_suites: tu
     """Queue a retune job; prints its id. A worker ('evaltune worker') trains it, registers the adapter as a
     model version and re-runs the --eval-after suites on it."""
     from db.engine import open_store
-    from db.training import PreferenceDataset
     from evaltune import settings
-    from harness.models import resolve_model, stored_model_id
     from retune import jobs
     from retune.config import LoraSettings, RetuneConfig
-    from retune.datasets import dataset_method
-    from retune.register import register_base
 
     with user_errors():
         store = open_store()
-        base_id = stored_model_id(model_spec)
-        if base_id is None:
-            resolved = resolve_model(model_spec, home=settings.home(), threads=settings.threads())
-            base_id = register_base(store.sessions, resolved)
-    with store.session_scope() as session:
-        dataset = session.get(PreferenceDataset, dataset_id)
-        if dataset is None:
-            raise UserError(f"no dataset {dataset_id}; build one with 'evaltune data build'")
+    try:
+        # Every argument is checked before the base model is loaded and registered: a typo stores nothing.
+        default_method = _dataset_method(store, dataset_id)
         try:
-            config = RetuneConfig(method=method or dataset_method(dataset), lora=LoraSettings(r=lora_r),
+            config = RetuneConfig(method=method or default_method, lora=LoraSettings(r=lora_r),
                                   learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, beta=beta,
                                   seed=seed, merge=merge)
         except ValueError as error:
-            raise UserError(str(error)) from error
-        job_id = jobs.enqueue(session, dataset_id=dataset_id, base_model_id=base_id, config=config,
-                              eval_suites=eval_suites).id
+            raise UserError(f"{error}; see 'evaltune retune --help'") from error
+        base_id = _base_model_id(store, model_spec)
+        with store.session_scope() as session:
+            job_id = jobs.enqueue(session, dataset_id=dataset_id, base_model_id=base_id, config=config,
+                                  eval_suites=eval_suites).id
+    except BaseException:
+        store.close()
+        raise
     click.echo(f"job {job_id} queued: {config.method} on dataset {dataset_id}, base model version {base_id}")
     if here:
         from retune.reevaluate import EvalSettings
@@ -72,6 +68,35 @@ def retune(model_spec: str, dataset_id: int, method: str | None, eval_suites: tu
     if wait or here:
         _follow(store, job_id)
     store.close()
+
+
+def _dataset_method(store: Store, dataset_id: int) -> str:
+    from db.training import PreferenceDataset
+    from retune.datasets import dataset_method
+
+    with store.sessions() as session:
+        dataset = session.get(PreferenceDataset, dataset_id)
+        if dataset is None:
+            raise UserError(f"no dataset {dataset_id}; build one with 'evaltune data build' or 'evaltune data import'")
+        return dataset_method(dataset)
+
+
+def _base_model_id(store: Store, model_spec: str) -> int:
+    """The stored model version ``model_spec`` names, or the one it is registered as (loading it once)."""
+    from db.models import ModelVersion
+    from evaltune import settings
+    from harness.models import resolve_model, stored_model_id
+    from retune.register import register_base
+
+    base_id = stored_model_id(model_spec)
+    if base_id is not None:
+        with store.sessions() as session:
+            if session.get(ModelVersion, base_id) is None:
+                raise UserError(f"--model: no model version {base_id} in the store; see 'evaltune models list'")
+        return base_id
+    with user_errors():
+        model = resolve_model(model_spec, home=settings.home(), threads=settings.threads())
+        return register_base(store.sessions, model)
 
 
 def _follow(store: Store, job_id: int, poll_s: float = 2.0) -> None:

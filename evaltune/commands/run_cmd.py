@@ -8,7 +8,7 @@ import time
 
 import click
 
-from evaltune.errors import UserError, user_errors
+from evaltune.errors import UserError, check_scorer_names, user_errors
 from evaltune.summary import format_summary
 
 
@@ -65,10 +65,11 @@ def run(suite: str, model: str, adapter: str | None, model_name: str | None, sco
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from evaltune.evaluate import EvaluateRequest, evaluate
 
+    scorer_names = tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers else None
+    check_scorer_names(scorer_names or ())
     request = EvaluateRequest(
         suite=suite, model=model, adapter=adapter, model_name=model_name, seed=seed,
-        scorers=tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers else None,
-        batch_size=batch_size, limit=limit,
+        scorers=scorer_names, batch_size=batch_size, limit=limit,
     )
     with user_errors():
         evaluation = evaluate(request, on_progress=_Progress())

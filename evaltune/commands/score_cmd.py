@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from evaltune.errors import UserError, user_errors
+from evaltune.errors import UserError, check_scorer_names, user_errors
 from evaltune.store import store_session
 
 
@@ -27,6 +27,9 @@ def score(run_id: int | None, scorers: str, input_file: str | None, output_file:
     names = [name.strip() for name in scorers.split(",") if name.strip()]
     if (run_id is None) == (input_file is None):
         raise UserError("give either RUN_ID or --input FILE (not both)")
+    if not names:
+        raise UserError("--scorers: name at least one scorer; 'evaltune scorers list' shows them all")
+    check_scorer_names(names)
     if input_file is not None:
         from evaltune.score_file import score_file
 
@@ -45,11 +48,7 @@ def score(run_id: int | None, scorers: str, input_file: str | None, output_file:
 def _rescore_run(run_id: int, names: list[str]) -> list[dict[str, Any]]:
     from db.models import Run
     from harness.scoring import score_run
-    from metrics.registry import get_scorer
 
-    with user_errors():
-        for name in names:
-            get_scorer(name)
     with store_session() as session:
         run = session.get(Run, run_id)
         if run is None:

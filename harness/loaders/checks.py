@@ -30,6 +30,12 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to ``word``, or an empty string when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def check_keys(
     data: Mapping[Any, Any],
     allowed: Iterable[str],
@@ -43,10 +49,7 @@ def check_keys(
     for key in data:
         if key in allowed:
             continue
-        hint = ""
-        if isinstance(key, str):
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = did_you_mean(key, allowed) if isinstance(key, str) else ""
         raise SuiteError(
             source,
             f"unknown {what} '{key}'{hint}; allowed: {', '.join(allowed)}",

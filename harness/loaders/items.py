@@ -14,12 +14,17 @@ An item dict has these keys (only ``id`` and ``input`` are required)::
     group              counterfactual group id; variants of one group differ in one demographic term
     attribute, value   which term this variant uses, e.g. gender / female (value required with group)
     metadata           mapping of anything JSON can hold
+
+No text field may hold more than ``max_item_chars()`` characters (1,000,000 unless
+``EVALTUNE_MAX_ITEM_CHARS`` says otherwise): a prompt that long is a mistake (a file pasted into
+a cell), and refusing it at load time is cheaper than failing in the tokenizer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args
@@ -29,6 +34,18 @@ from harness.suite import Item, Message, Role, SuiteError
 
 ITEM_KEYS = frozenset(f.name for f in dataclasses.fields(Item))
 ROLES: tuple[str, ...] = get_args(Role)
+MAX_ITEM_CHARS_ENV = "EVALTUNE_MAX_ITEM_CHARS"
+DEFAULT_MAX_ITEM_CHARS = 1_000_000
+
+
+def max_item_chars() -> int:
+    """The most characters one text field of an item may hold: ``$EVALTUNE_MAX_ITEM_CHARS`` or 1,000,000."""
+    value = os.environ.get(MAX_ITEM_CHARS_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_ITEM_CHARS
+    if not value.isdigit() or int(value) < 1:
+        raise SuiteError(MAX_ITEM_CHARS_ENV, f"must be a whole number of characters >= 1, not {value!r}")
+    return int(value)
 
 
 class _Fields:
@@ -36,9 +53,20 @@ class _Fields:
 
     def __init__(self, data: Mapping[str, Any], source: str, label: str):
         self.data, self.source, self.label = data, source, label
+        self.max_chars = max_item_chars()
 
     def fail(self, key: str, message: str) -> SuiteError:
         return SuiteError(self.source, message, item=self.label, field=key)
+
+    def fit(self, key: str, text: str) -> str:
+        """``text`` unchanged, or an error when it is longer than an item's text may be."""
+        if len(text) > self.max_chars:
+            raise self.fail(
+                key,
+                f"is {len(text):,} characters, over the limit of {self.max_chars:,}; shorten it "
+                f"(or set {MAX_ITEM_CHARS_ENV} higher)",
+            )
+        return text
 
     def required_text(self, key: str) -> str:
         value = self.text(key)
@@ -54,7 +82,7 @@ class _Fields:
             return str(value)  # ids and answers such as 1969 are often written unquoted
         if not isinstance(value, str):
             raise self.fail(key, f"must be text, not {describe(value)}; quote it")
-        return value
+        return self.fit(key, value)
 
     def texts(self, key: str) -> tuple[str, ...]:
         value = self.data.get(key)
@@ -69,7 +97,7 @@ class _Fields:
                 entry = str(entry)
             if not isinstance(entry, str) or not entry.strip():
                 raise self.fail(key, f"entry {n} must be non-empty text, not {describe(entry)}; quote it")
-            out.append(entry)
+            out.append(self.fit(key, entry))
         return tuple(out)
 
     def indices(self, key: str) -> tuple[int, ...]:
@@ -97,12 +125,13 @@ class _Fields:
             raise self.fail(key, f"must be a mapping with text keys, not {describe(value)}")
         try:
             # Plain JSON values only: the content hash and the store serialise them.
-            return dict(json.loads(json.dumps(value)))
+            text = json.dumps(value)
         except (TypeError, ValueError):
             raise self.fail(
                 key,
                 "must hold only JSON values (text, numbers, booleans, lists, mappings); quote dates",
             ) from None
+        return dict(json.loads(self.fit(key, text)))
 
 
 def item_label(data: Any, position: int) -> str:
@@ -165,7 +194,7 @@ def _messages(fields: _Fields, value: list[Any]) -> tuple[Message, ...]:
             raise fields.fail("input", f"message {n} has role '{role}'; use one of {', '.join(ROLES)}")
         if not isinstance(content, str) or not content.strip():
             raise fields.fail("input", f"message {n} needs non-empty text 'content', not {describe(content)}")
-        messages.append(Message(role=role, content=content))
+        messages.append(Message(role=role, content=fields.fit("input", content)))
     if messages[-1].role == "assistant":
         raise fields.fail("input", "the last message is the assistant's; end with a user message")
     return tuple(messages)

@@ -57,7 +57,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.loaders.checks import check_keys, describe
+from harness.loaders.checks import check_keys, describe, did_you_mean
 from harness.loaders.files import read_yaml, resolve, where
 from harness.loaders.formats import load_source
 from harness.loaders.generation import generation_from_dict
@@ -143,7 +143,22 @@ def _scorers(data: Mapping[str, Any], source: str) -> tuple[str, ...]:
         raise SuiteError(source, f"must be a list of scorer names, not {describe(value)}", field="scorers")
     if len(set(value)) != len(value):
         raise SuiteError(source, "names a scorer twice; list each once", field="scorers")
+    _check_scorer_names(value, source)
     return tuple(value)
+
+
+def _check_scorer_names(names: list[str], source: str) -> None:
+    """Each name must be registered: a typo fails here, naming the file, not later inside a run."""
+    from metrics.registry import UnknownScorerError, all_scorers, get_scorer
+
+    for name in names:
+        try:
+            get_scorer(name)
+        except UnknownScorerError:
+            hint = did_you_mean(name, (spec.name for spec in all_scorers()))
+            raise SuiteError(
+                source, f"unknown scorer '{name}'{hint}; 'evaltune scorers list' shows them all", field="scorers"
+            ) from None
 
 
 def _required_text(data: Mapping[str, Any], key: str, source: str) -> str:
