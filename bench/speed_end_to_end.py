@@ -24,12 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.speed_generation import agreement, evaltune_outputs
 from bench.speedkit import (
+    Process,
     Row,
     bench_env,
-    bench_model,
+    bench_models,
     evaltune_command,
+    interleave,
     lm_eval_command,
-    repeat,
+    peak_line,
     run_process,
     table,
 )
@@ -73,17 +75,18 @@ def model_rows(model: Path, label: str, args: argparse.Namespace, scratch: Path)
     tasks, system = write_task(scratch)
     task = f"regression suite 186 items {label}"
     ours = Row(task, f"evaltune b{args.batch_size}", work=186, unit="out/s")
-    homes = [scratch / f"home-{i}" for i in range(args.runs)]
-    repeat(ours, args.runs, lambda i: run_process(evaltune_command("regression", model, args.batch_size),
-                                                   bench_env(args.threads, homes[i])))
     theirs = Row(task, "lm-eval", work=186, unit="out/s")
+    homes = [scratch / f"home-{i}" for i in range(args.runs)]
     outs = [scratch / f"lm-eval-{i}" for i in range(args.runs)]
 
-    def lm_eval_once(i: int) -> list[str]:
-        command = lm_eval_command(model, tasks, TASK, args.batch_size, outs[i], chat=True)
-        return [*command, "--system_instruction", system]
+    def evaltune_once(i: int) -> Process:
+        return run_process(evaltune_command("regression", model, args.batch_size), bench_env(args.threads, homes[i]))
 
-    repeat(theirs, args.runs, lambda i: run_process(lm_eval_once(i), bench_env(args.threads)))
+    def lm_eval_once(i: int) -> Process:
+        command = lm_eval_command(model, tasks, TASK, args.batch_size, outs[i], chat=True)
+        return run_process([*command, "--system_instruction", system], bench_env(args.threads))
+
+    interleave([(ours, evaltune_once), (theirs, lm_eval_once)], args.runs)
     check = f"{label}: {agreement(evaltune_outputs(homes[-1]), lm_eval_outputs_by_id(outs[-1], scratch))}"
     return [ours, theirs], check
 
@@ -95,16 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="both tools' batch size")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    print(peak_line(args.threads, "start"), flush=True)
     rows: list[Row] = []
     checks: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label in args.models.split(","):
-            scratch = Path(tmp) / label.replace("/", "_")
-            scratch.mkdir()
-            model = bench_model(label, scratch)
-            print(f"{label}: {model}", flush=True)
+        for label, model, scratch in bench_models(args.models, Path(tmp)):
             more, check = model_rows(model, label, args, scratch)
             rows, checks = rows + more, [*checks, check]
+    print(peak_line(args.threads, "end"))
     print()
     print(table(rows))
     print("\n".join(checks))

@@ -23,6 +23,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.speedkit import (
     TRUTHFULQA,
+    Process,
     Row,
     bench_env,
-    bench_model,
+    bench_models,
     evaltune_command,
+    interleave,
     lm_eval_command,
     matmul_peak_gflops,
-    repeat,
+    peak_line,
     run_process,
     table,
 )
@@ -101,25 +104,26 @@ def process_rows(model: Path, label: str, args: argparse.Namespace, scratch: Pat
     task = f"generation {args.prompts}x{args.new_tokens} {label}"
     ours = Row(task, f"evaltune b{args.batch_size}")
     homes = [scratch / f"home-{i}" for i in range(args.runs)]
-    repeat(ours, args.runs, lambda i: run_process(evaltune_command(suite, model), bench_env(args.threads, homes[i])))
+
+    def evaltune_once(i: int) -> Process:
+        return run_process(evaltune_command(suite, model), bench_env(args.threads, homes[i]))
+
+    theirs = {size: Row(task, "lm-eval" if size == args.batch_size else f"lm-eval b{size}")
+              for size in args.lm_eval_batch_sizes}
+    outs = {size: [scratch / f"lm-eval-b{size}-{i}" for i in range(args.runs)] for size in theirs}
+
+    def lm_eval_at(size: int) -> Callable[[int], Process]:
+        return lambda i: run_process(lm_eval_command(model, tasks, TASK, size, outs[size][i], chat=True),
+                                     bench_env(args.threads))
+
+    interleave([(ours, evaltune_once), *((row, lm_eval_at(size)) for size, row in theirs.items())], args.runs)
     ours.work = evaltune_tokens(homes[-1])
-    rows, checks = [ours], []
-    for size in args.lm_eval_batch_sizes:
-        theirs, outputs = lm_eval_row(model, tasks, task, size, args, scratch)
-        theirs.work = ours.work
-        rows.append(theirs)
-        checks.append(f"{label}, lm-eval batch {size}: {agreement(evaltune_outputs(homes[-1]), outputs)}")
-    return rows, "\n".join(checks)
-
-
-def lm_eval_row(model: Path, tasks: Path, task: str, size: int, args: argparse.Namespace,
-                scratch: Path) -> tuple[Row, dict[str, str]]:
-    """lm-eval at batch ``size``, ``args.runs`` times; the row and the last run's outputs."""
-    row = Row(task, "lm-eval" if size == args.batch_size else f"lm-eval b{size}")
-    outs = [scratch / f"lm-eval-b{size}-{i}" for i in range(args.runs)]
-    repeat(row, args.runs, lambda i: run_process(lm_eval_command(model, tasks, TASK, size, outs[i], chat=True),
-                                                  bench_env(args.threads)))
-    return row, lm_eval_outputs(outs[-1])
+    checks = []
+    for size, row in theirs.items():
+        row.work = ours.work
+        checks.append(f"{label}, lm-eval batch {size}: "
+                      f"{agreement(evaltune_outputs(homes[-1]), lm_eval_outputs(outs[size][-1]))}")
+    return [ours, *theirs.values()], "\n".join(checks)
 
 
 def in_process(model: Path, args: argparse.Namespace) -> str:
@@ -186,18 +190,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="lm-eval batch sizes to time, comma-separated (default: the same as evaltune's)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    print(peak_line(args.threads, "start"), flush=True)
     sizes = args.lm_eval_batch_sizes or str(args.batch_size)
     args.lm_eval_batch_sizes = [int(s) for s in sizes.split(",")]
     rows, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for label in args.models.split(","):
-            scratch = Path(tmp) / label.replace("/", "_")
-            scratch.mkdir()
-            model = bench_model(label, scratch)
-            print(f"{label}: {model}", flush=True)
+        for label, model, scratch in bench_models(args.models, Path(tmp)):
             model_rows, check = process_rows(model, label, args, scratch)
             rows += model_rows
             notes += [check, f"{label}:", in_process(model, args)]
+    print(peak_line(args.threads, "end"))
     print()
     print(table(rows))
     print("\n".join(notes))

@@ -28,12 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.speedkit import (
     PROJECT_ROOT,
     TRUTHFULQA,
+    Process,
     Row,
     bench_env,
-    bench_model,
+    bench_models,
     evaltune_command,
+    interleave,
     lm_eval_command,
-    repeat,
+    peak_line,
     run_process,
     table,
 )
@@ -67,15 +69,19 @@ def model_rows(model: Path, label: str, questions: int, args: argparse.Namespace
     suite = f"truthfulqa_mc:{TRUTHFULQA}"
     extra = ["--limit", str(2 * questions)]  # the loader makes an MC1 and an MC2 item per question
     ours = Row(task, f"evaltune b{args.batch_size}", work=work, unit="req/s")
-    homes = [scratch / f"home-{i}" for i in range(args.runs)]
-    repeat(ours, args.runs, lambda i: run_process(evaltune_command(suite, model, args.batch_size, extra),
-                                                   bench_env(args.threads, homes[i])))
     theirs = Row(task, "lm-eval", work=work, unit="req/s")
+    homes = [scratch / f"home-{i}" for i in range(args.runs)]
     outs = [scratch / f"lm-eval-{i}" for i in range(args.runs)]
     tasks = ",".join(TASKS.values())
-    repeat(theirs, args.runs, lambda i: run_process(
-        lm_eval_command(model, PROJECT_ROOT / "bench" / "tasks", tasks, args.batch_size, outs[i], chat=False,
-                        limit=questions), bench_env(args.threads)))
+
+    def evaltune_once(i: int) -> Process:
+        return run_process(evaltune_command(suite, model, args.batch_size, extra), bench_env(args.threads, homes[i]))
+
+    def lm_eval_once(i: int) -> Process:
+        return run_process(lm_eval_command(model, PROJECT_ROOT / "bench" / "tasks", tasks, args.batch_size, outs[i],
+                                           chat=False, limit=questions), bench_env(args.threads))
+
+    interleave([(ours, evaltune_once), (theirs, lm_eval_once)], args.runs)
     a, b = evaltune_values(ours.runs[-1].output), lm_eval_values(outs[-1])
     same = all(abs(a[k] - b[k]) <= TOLERANCE for k in TASKS)
     notes = [f"{label} {questions}q {k}: evaltune {a[k]:.6f}  lm-eval {b[k]:.6f}  |diff| {abs(a[k] - b[k]):.1e}"
@@ -92,22 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="both tools' batch size")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    print(peak_line(args.threads, "start"), flush=True)
     rows: list[Row] = []
     notes: list[str] = []
     all_same = True
     with tempfile.TemporaryDirectory() as tmp:
-        for label in args.models.split(","):
-            scratch = Path(tmp) / label.replace("/", "_")
-            scratch.mkdir()
-            model = bench_model(label, scratch)
+        for label, model, scratch in bench_models(args.models, Path(tmp)):
             if label == "tiny":  # its tokenizer needs up to 637 tokens per prompt (see bench/parity_lm_eval.py)
                 from bench.parity_lm_eval import wide_context_copy
 
                 model = wide_context_copy(model, scratch / "tiny-2048")
             questions = args.default_limit if label == "default" else args.limit
-            print(f"{label}: {model}, {questions} questions", flush=True)
             more_rows, more_notes, same = model_rows(model, label, questions, args, scratch)
             rows, notes, all_same = rows + more_rows, notes + more_notes, all_same and same
+    print(peak_line(args.threads, "end"))
     print()
     print(table(rows))
     print("\n".join(notes))

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,11 +82,30 @@ def run_process(command: Sequence[str], env: dict[str, str], cwd: Path = PROJECT
 
 def repeat(row: Row, runs: int, once: Callable[[int], Process]) -> Row:
     """Fill ``row`` with ``runs`` timings of ``once(i)`` and print each as it finishes."""
-    for i in range(runs):
-        process = once(i)
-        row.runs.append(process)
-        print(f"  {row.task} / {row.tool} run {i + 1}: {process.seconds:.1f} s, {process.peak_mib:.0f} MiB", flush=True)
+    interleave([(row, once)], runs)
     return row
+
+
+def interleave(rows: Sequence[tuple[Row, Callable[[int], Process]]], runs: int) -> None:
+    """Run 1 of every row, then run 2 of every row, ...: the machine's speed drifts (a shared host's measured
+    matmul peak moved between 70 and 155 GFLOP/s within an hour here), and alternating spreads the drift
+    over both tools instead of handing it to whichever ran second."""
+    for i in range(runs):
+        for row, once in rows:
+            process = once(i)
+            row.runs.append(process)
+            print(f"  {row.task} / {row.tool} run {i + 1}: {process.seconds:.1f} s, {process.peak_mib:.0f} MiB",
+                  flush=True)
+
+
+def bench_models(names: str, tmp: Path) -> Iterator[tuple[str, Path, Path]]:
+    """(label, model folder, scratch folder) for each comma-separated name (see ``bench_model``)."""
+    for label in names.split(","):
+        scratch = tmp / label.replace("/", "_")
+        scratch.mkdir()
+        model = bench_model(label, scratch)
+        print(f"{label}: {model}", flush=True)
+        yield label, model, scratch
 
 
 def matmul_peak_gflops(threads: int, size: int = 2048, repeats: int = 8) -> float:
@@ -101,6 +120,11 @@ def matmul_peak_gflops(threads: int, size: int = 2048, repeats: int = 8) -> floa
         a @ b
         best = min(best, time.perf_counter() - started)
     return 2 * size**3 / best / 1e9
+
+
+def peak_line(threads: int, when: str) -> str:
+    """The machine's fp32 matmul peak now: printed before and after a bench, since it drifts on a shared host."""
+    return f"fp32 matmul peak on {threads} threads ({when}): {matmul_peak_gflops(threads):.0f} GFLOP/s"
 
 
 def bench_model(name: str, scratch: Path) -> Path:
