@@ -158,14 +158,19 @@ def _check_not_a_file(spec: str) -> None:
         )
 
 
+def _json_file(path: Path, prefix: str, fix: str) -> Any:
+    """The JSON in ``path``, or a BackendError that starts with ``prefix``, names the line and ends with ``fix``."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        where = f" (line {error.lineno}: {error.msg})" if isinstance(error, json.JSONDecodeError) else ""
+        raise BackendError(f"{prefix}{path} is not valid JSON{where}; {fix}") from None
+
+
 def _check_model_config(folder: Path) -> None:
     """A local model's config.json must be a JSON object (transformers' own error names neither file nor line)."""
     config = folder / "config.json"
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        where = f" (line {error.lineno}: {error.msg})" if isinstance(error, json.JSONDecodeError) else ""
-        raise BackendError(f"{config} is not valid JSON{where}; restore it from the model's source") from None
+    data = _json_file(config, "", "restore it from the model's source")
     if not isinstance(data, dict) or "model_type" not in data:
         raise BackendError(f"{config} has no 'model_type'; is {folder} a transformers model folder?")
 
@@ -178,11 +183,7 @@ def _check_adapter(adapter: str) -> str:
         what = "no folder" if not folder.exists() else "a file, not a folder" if folder.is_file() else None
         where = f"{what} at {folder}" if what else f"no adapter_config.json in {folder}"
         raise BackendError(f"adapter '{adapter}': {where}; {_ADAPTER_FIX}")
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        where = f" (line {error.lineno}: {error.msg})" if isinstance(error, json.JSONDecodeError) else ""
-        raise BackendError(f"adapter '{adapter}': {config} is not valid JSON{where}; {_ADAPTER_FIX}") from None
+    data = _json_file(config, f"adapter '{adapter}': ", _ADAPTER_FIX)
     if not isinstance(data, dict) or "peft_type" not in data:
         raise BackendError(f"adapter '{adapter}': {config} has no 'peft_type'; {_ADAPTER_FIX}")
     if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS):
