@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from transformers.generation.logits_process import TopPLogitsWarper
 
+from harness.backends.hf_cache import reserve
 from harness.backends.hf_prefill import prefill
 
 
@@ -78,6 +79,7 @@ def decode(
     """Greedy (or seeded-sampled) continuations of left-padded ``prompts``."""
     out, mask = prefill(model, prompts, pad_id)
     cache, logits = out.past_key_values, out.logits[:, -1, :]
+    reserve(cache, limits.max_new_tokens)  # each step writes in place instead of copying the whole cache
     next_position = mask.sum(-1, keepdim=True)
     result = Decoded([[] for _ in prompts], [False] * len(prompts))
     active = list(range(len(prompts)))  # original row index of each batch row

@@ -1,0 +1,49 @@
+"""The roomy KV cache gives the same logits as transformers' own DynamicCache, step for step, while rows
+leave the batch and after the reserved room runs out."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from harness.backends.hf_cache import RoomyLayer, reserve
+
+
+def _steps(model: torch.nn.Module, cache: object, tokens: torch.Tensor, drop_at: int, steps: int) -> list[torch.Tensor]:
+    """Greedy steps from ``tokens``; after step ``drop_at`` the batch's first row leaves."""
+    rows, length = tokens.shape[0], cache.get_seq_length()  # type: ignore[attr-defined]
+    mask = torch.ones(rows, length, dtype=torch.long)
+    position = torch.full((rows, 1), length)
+    chosen = tokens[:, -1]
+    logits_seen = []
+    for step in range(steps):
+        if step == drop_at:
+            keep = torch.arange(1, mask.shape[0])
+            cache.batch_select_indices(keep)  # type: ignore[attr-defined]
+            mask, position, chosen = mask[keep], position[keep], chosen[keep]
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        out = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=position, past_key_values=cache,
+                    use_cache=True)
+        logits = out.logits[:, -1]
+        logits_seen.append(logits.clone())
+        chosen, position = logits.argmax(-1), position + 1
+    return logits_seen
+
+
+@torch.inference_mode()
+def test_roomy_cache_matches_dynamic_cache(tiny_model_dir: Path) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tokens = torch.randint(5, model.config.vocab_size, (3, 7), generator=torch.Generator().manual_seed(0))
+    prefilled = model(input_ids=tokens, use_cache=True).past_key_values
+    plain, roomy = copy.deepcopy(prefilled), copy.deepcopy(prefilled)
+    reserve(roomy, 3)  # fewer positions than the 6 steps below: the layer must grow when they run out
+    assert all(isinstance(layer, RoomyLayer) for layer in roomy.layers)
+    expected = _steps(model, plain, tokens, drop_at=2, steps=6)
+    got = _steps(model, roomy, tokens, drop_at=2, steps=6)
+    for want, have in zip(expected, got, strict=True):
+        assert torch.equal(want, have)
+    assert roomy.get_seq_length() == plain.get_seq_length() == 7 + 6
+    assert all(layer.keys.shape == (2, *plain.layers[0].keys.shape[1:]) for layer in roomy.layers)
