@@ -3,8 +3,8 @@
 A row's cost is its KV cache at 2,048 tokens (or the model's longest context, when shorter: evaluation prompts
 and answers rarely come near a long context) plus one row of fp32 logits; the batch may use
 a quarter of the free memory (``MemAvailable`` on the CPU, ``torch.cuda.mem_get_info`` on a GPU), and is
-capped where a bigger batch stops paying: on a CPU, throughput measured on SmolLM2-135M levels off
-between 32 and 64 rows (see bench/speed_generation.py).
+capped where a bigger batch stops paying: on a CPU, SmolLM2-135M's decoding cost per row measured 11.4 ms at
+32 rows, 7.1 ms at 64 and 7.1 ms at 128 (see bench/speed_generation.py).
 """
 
 from __future__ import annotations
