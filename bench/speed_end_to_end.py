@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny,default", help="tiny, default or model folders, comma-separated")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64, help="both tools' batch size")
+    parser.add_argument("--batch-size", type=int, default=128, help="both tools' batch size")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--lm-eval-scoring", choices=["same", "exact_match"], default="same",
                         help="lm-eval scores with the suite's own scorers (the same work), or exact_match alone")

@@ -280,3 +280,17 @@ def test_batch_rows_follow_free_memory(backend: HFBackend, monkeypatch: pytest.M
     assert hf_memory.batch_rows_for_memory(backend.model, "cpu") == hf_memory.CPU_CAP
     monkeypatch.setattr(hf_memory, "_free_bytes", lambda device: 0)
     assert hf_memory.batch_rows_for_memory(backend.model, "cpu") == 1
+
+
+def test_short_rows_fit_more_of_them(backend: HFBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generation batch is sized for its own longest prompt plus the new tokens, not for a long context."""
+    from harness.backends import hf_memory
+
+    monkeypatch.setattr(hf_memory, "_free_bytes", lambda device: 4 * hf_memory.row_bytes(backend.model, 64) * 20)
+    by_memory = HFBackend.__new__(HFBackend)  # the fixture's backend sets max_batch_size; this one does not
+    by_memory.model, by_memory.device = backend.model, "cpu"
+    by_memory.config = HFConfig(backend.config.model)
+    assert by_memory.rows_for(64) == 20
+    assert by_memory.rows_for(32) > 20
+    assert by_memory.rows_for(128) < 20
+    assert backend.rows_for(32) == backend.config.max_batch_size  # a batch size the user set wins

@@ -131,7 +131,11 @@ class HFBackend:
             r if isinstance(r.prompt, str) else GenerationRequest(self.render(r.prompt, r.settings), r.settings, r.seed)
             for r in requests
         ]
-        return generate_all(self.model, self.tokenizer, rendered, self.max_batch_size)
+        return generate_all(self.model, self.tokenizer, rendered, self.rows_for)
+
+    def rows_for(self, positions: int) -> int:
+        """Rows a generation batch may hold when its longest row reaches ``positions`` positions."""
+        return self.config.max_batch_size or batch_rows_for_memory(self.model, self.device, positions)
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
         """lm-eval-compatible log P(continuation | context), each distinct context computed once."""

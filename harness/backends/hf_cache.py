@@ -26,6 +26,18 @@ class RoomyLayer(DynamicLayer):
         self._value_buffer = _with_room(values, room)
         self._point_at_filled()
 
+    @classmethod
+    def over(cls, key_buffer: torch.Tensor, value_buffer: torch.Tensor, length: int) -> RoomyLayer:
+        """A layer that adopts buffers (no copy) whose first ``length`` positions are filled."""
+        layer = cls.__new__(cls)
+        DynamicLayer.__init__(layer)
+        layer.dtype, layer.device = key_buffer.dtype, key_buffer.device
+        layer.is_initialized = True
+        layer.length = length
+        layer._key_buffer, layer._value_buffer = key_buffer, value_buffer
+        layer._point_at_filled()
+        return layer
+
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -77,7 +77,7 @@ def decode(
     sampler: SeededSampler | None = None,
 ) -> Decoded:
     """Greedy (or seeded-sampled) continuations of left-padded ``prompts``."""
-    out, mask = prefill(model, prompts, pad_id)
+    out, mask = prefill(model, prompts, pad_id, room=limits.max_new_tokens)
     cache, logits = out.past_key_values, out.logits[:, -1, :]
     reserve(cache, limits.max_new_tokens)  # each step writes in place instead of copying the whole cache
     next_position = mask.sum(-1, keepdim=True)

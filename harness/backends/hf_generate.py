@@ -10,7 +10,7 @@ distribution) instead of from torch's global RNG. That is what lets the runner c
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.backends.base import Completion, GenerationRequest
@@ -19,10 +19,11 @@ from harness.suite import GenerationSettings
 
 
 def generate_all(
-    model: Any, tokenizer: Any, requests: Sequence[GenerationRequest], max_batch_size: int
+    model: Any, tokenizer: Any, requests: Sequence[GenerationRequest], rows_for: Callable[[int], int]
 ) -> list[Completion]:
     """One completion per request, in request order. Requests are grouped by settings, sorted by prompt
-    length (longest first) and run in batches of at most min(settings.batch_size, max_batch_size)."""
+    length (longest first) and run in batches of at most settings.batch_size rows, and at most
+    ``rows_for(positions)`` rows of the batch's longest prompt plus its new tokens (what memory allows)."""
     prompts = [_encode(tokenizer, r.prompt) for r in requests]
     results: list[Completion | None] = [None] * len(requests)
     by_settings: dict[GenerationSettings, list[int]] = {}
@@ -30,9 +31,11 @@ def generate_all(
         by_settings.setdefault(request.settings, []).append(index)
     for settings, indices in by_settings.items():
         ordered = sorted(indices, key=lambda i: -len(prompts[i]))
-        size = max(1, min(settings.batch_size, max_batch_size))
-        for start in range(0, len(ordered), size):
-            batch = ordered[start : start + size]
+        start = 0
+        while start < len(ordered):
+            longest = len(prompts[ordered[start]]) + settings.max_new_tokens
+            batch = ordered[start : start + max(1, min(settings.batch_size, rows_for(longest)))]
+            start += len(batch)
             seeds = [requests[i].seed for i in batch]
             outputs = _generate_batch(model, tokenizer, [prompts[i] for i in batch], settings, seeds)
             for index, completion in zip(batch, outputs, strict=True):
