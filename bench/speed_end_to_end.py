@@ -3,6 +3,7 @@
     python bench/speed_end_to_end.py                    # tiny and default models, 3 runs each
     python bench/speed_end_to_end.py --models default --runs 5
     python bench/speed_end_to_end.py --lm-eval-scoring exact_match   # lm-eval scores exact_match alone
+    python bench/speed_end_to_end.py --models default --lm-eval-batch-size 64   # lm-eval at another batch size
 
 evaltune runs ``evaltune run regression --model M`` as a user does: generation, the suite's 12 scorers
 (hallucination, bias and quality, with confidence intervals) and the SQL store, from a fresh store each time.
@@ -83,7 +84,7 @@ def model_rows(model: Path, label: str, args: argparse.Namespace, scratch: Path)
     tasks, system = write_task(scratch, args.lm_eval_scoring)
     task = f"regression 186 items {label}"
     ours = Row(task, f"evaltune b{args.batch_size}", work=186, unit="out/s")
-    theirs = Row(task, "lm-eval", work=186, unit="out/s")
+    theirs = Row(task, f"lm-eval b{args.lm_eval_batch_size}", work=186, unit="out/s")
     homes = [scratch / f"home-{i}" for i in range(args.runs)]
     outs = [scratch / f"lm-eval-{i}" for i in range(args.runs)]
 
@@ -91,7 +92,7 @@ def model_rows(model: Path, label: str, args: argparse.Namespace, scratch: Path)
         return run_process(evaltune_command("regression", model, args.batch_size), bench_env(args.threads, homes[i]))
 
     def lm_eval_once(i: int) -> Process:
-        command = lm_eval_command(model, tasks, TASK, args.batch_size, outs[i], chat=True)
+        command = lm_eval_command(model, tasks, TASK, args.lm_eval_batch_size, outs[i], chat=True)
         return run_process([*command, "--system_instruction", system], bench_env(args.threads))
 
     interleave([(ours, evaltune_once), (theirs, lm_eval_once)], args.runs)
@@ -130,11 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny,default", help="tiny, default or model folders, comma-separated")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=128, help="both tools' batch size")
+    parser.add_argument("--batch-size", type=int, default=128,
+                        help="evaltune's batch size, and lm-eval's unless --lm-eval-batch-size")
+    parser.add_argument("--lm-eval-batch-size", type=int, default=None,
+                        help="lm-eval's batch size (default: the same as evaltune's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--lm-eval-scoring", choices=["same", "exact_match"], default="same",
                         help="lm-eval scores with the suite's own scorers (the same work), or exact_match alone")
     args = parser.parse_args(argv)
+    if args.lm_eval_batch_size is None:
+        args.lm_eval_batch_size = args.batch_size
     print(peak_line(args.threads, "start"), flush=True)
     rows: list[Row] = []
     checks: list[str] = []
