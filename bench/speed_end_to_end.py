@@ -84,7 +84,8 @@ def model_rows(model: Path, label: str, args: argparse.Namespace, scratch: Path)
     tasks, system = write_task(scratch, args.lm_eval_scoring)
     task = f"regression 186 items {label}"
     ours = Row(task, f"evaltune b{args.batch_size}", work=186, unit="out/s")
-    theirs = Row(task, f"lm-eval b{args.lm_eval_batch_size}", work=186, unit="out/s")
+    same = args.lm_eval_batch_size == args.batch_size
+    theirs = Row(task, "lm-eval" if same else f"lm-eval b{args.lm_eval_batch_size}", work=186, unit="out/s")
     homes = [scratch / f"home-{i}" for i in range(args.runs)]
     outs = [scratch / f"lm-eval-{i}" for i in range(args.runs)]
 

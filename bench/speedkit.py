@@ -148,17 +148,29 @@ def bench_model(name: str, scratch: Path) -> Path:
 
 
 def table(rows: Sequence[Row], baseline_tool: str = "lm-eval") -> str:
-    """Rows grouped by task; ``ratio`` is the baseline's median time over this row's (above 1: faster)."""
+    """Rows grouped by task; ``ratio`` is the baseline's median time over this row's (above 1: faster). The
+    baseline is the row named ``baseline_tool``, or else the fastest of those named "``baseline_tool`` bN"
+    (the baseline tool at batch sizes of its own)."""
     header = (f"{'task':<34} {'tool':<22} {'runs':>4} {'median s':>9} {'rate':>14} {'peak MiB':>9} "
               f"{'speed-up vs ' + baseline_tool:>18}")
     lines = [header, "-" * len(header)]
     for row in rows:
-        base = next((r for r in rows if r.task == row.task and r.tool == baseline_tool), None)
-        ratio = f"{base.median_s / row.median_s:.2f}x" if base and row.tool != baseline_tool else ""
+        base = _baseline(rows, row.task, baseline_tool)
+        ratio = f"{base.median_s / row.median_s:.2f}x" if base and not _is_tool(row, baseline_tool) else ""
         rate = f"{row.rate:.1f} {row.unit}"
         lines.append(f"{row.task:<34} {row.tool:<22} {len(row.runs):>4} {row.median_s:>9.1f} {rate:>14} "
                      f"{row.peak_mib:>9.0f} {ratio:>18}")
     return "\n".join(lines)
+
+
+def _is_tool(row: Row, tool: str) -> bool:
+    return row.tool == tool or row.tool.startswith(tool + " ")
+
+
+def _baseline(rows: Sequence[Row], task: str, tool: str) -> Row | None:
+    named = [r for r in rows if r.task == task and _is_tool(r, tool)]
+    exact = [r for r in named if r.tool == tool]
+    return exact[0] if exact else min(named, key=lambda r: r.median_s, default=None)
 
 
 def lm_eval_command(model: Path, tasks_dir: Path, task: str, batch_size: int | str, output: Path,
