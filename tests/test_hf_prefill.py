@@ -14,11 +14,17 @@ from harness.backends.hf_cache import RoomyLayer
 from harness.backends.hf_decode import DecodeLimits, decode
 
 
-def test_rows_are_grouped_by_length_where_padding_costs_more_than_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hf_prefill, "PASS_COST_TOKENS", 32)
-    assert hf_prefill.length_groups([5, 100, 4, 98, 6, 99]) == [[1, 5, 3], [4, 0, 2]]
-    assert hf_prefill.length_groups([10, 12, 11, 9]) == [[1, 2, 0, 3]]  # padding 6 tokens: not worth a pass
-    assert hf_prefill.length_groups([7]) == [[0]]
+def test_rows_are_grouped_by_length_where_padding_costs_more_than_a_pass() -> None:
+    assert hf_prefill.length_groups([5, 100, 4, 98, 6, 99], 32) == [[1, 5, 3], [4, 0, 2]]
+    assert hf_prefill.length_groups([5, 100, 4, 98, 6, 99], 500) == [[1, 5, 3, 4, 0, 2]]
+    assert hf_prefill.length_groups([10, 12, 11, 9], 32) == [[1, 2, 0, 3]]  # padding 6 tokens: not worth a pass
+    assert hf_prefill.length_groups([7], 32) == [[0]]
+
+
+def test_a_pass_of_a_bigger_model_costs_fewer_tokens(tiny_model_dir: Path) -> None:
+    """A pass of a tiny model is nearly all kernel launches, so it is worth many tokens of padding."""
+    tiny = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    assert hf_prefill.pass_cost_tokens(tiny) > 100
 
 
 def _prompts(vocab: int, shared: int) -> list[list[int]]:
@@ -36,7 +42,7 @@ def test_grouped_prefill_matches_one_padded_pass(tiny_model_dir: Path, monkeypat
     monkeypatch.setattr(hf_prefill, "PASS_COST_TOKENS", 10**9)  # one pass: every row at the longest row's width
     whole, whole_mask = hf_prefill.prefill(model, prompts, 0)
     monkeypatch.setattr(hf_prefill, "PASS_COST_TOKENS", 8)
-    assert len(hf_prefill.length_groups([len(p) - shared for p in prompts])) == 2
+    assert len(hf_prefill.length_groups([len(p) - shared for p in prompts], 8)) == 2
     grouped, grouped_mask = hf_prefill.prefill(model, prompts, 0, room=5)
     assert torch.equal(whole_mask, grouped_mask)
     torch.testing.assert_close(grouped.logits[:, -1], whole.logits[:, -1], rtol=1e-5, atol=1e-5)

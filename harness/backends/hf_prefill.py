@@ -20,9 +20,14 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from harness.backends.hf_cache import RoomyLayer
 
 MIN_SHARED = 16  # shorter shared prefixes are not worth a forward pass of their own
-# What one more forward pass costs, in prompt tokens of compute: every pass reads all the weights once. On this
-# project's 2-core CPU a pass of SmolLM2-135M reads 540 MB in ~57 ms, the compute of ~32 prompt tokens.
-PASS_COST_TOKENS = 32
+# What one more forward pass costs, in prompt tokens of compute: a pass reads every weight once and launches
+# every layer's kernels; a token costs its matmuls. Measured on this project's 2-core CPU: weights read at ~9.5
+# GB/s, matmuls at ~120 GFLOP/s, ~0.25 ms of launches per layer. SmolLM2-135M: a pass ~ 27 tokens; the tests'
+# 2-layer model: ~170 tokens (its passes are nearly all launch cost).
+READ_BYTES_PER_S = 9.5e9
+MATMUL_FLOP_PER_S = 120e9
+LAUNCH_S_PER_LAYER = 2.5e-4
+PASS_COST_TOKENS: int | None = None  # None: estimated from the model by pass_cost_tokens
 
 
 def prefill(model: Any, prompts: list[list[int]], pad_id: int, room: int = 0) -> tuple[Any, torch.Tensor]:
@@ -38,21 +43,30 @@ def prefill(model: Any, prompts: list[list[int]], pad_id: int, room: int = 0) ->
     else:
         shared = 0
     rests = [p[shared:] for p in prompts]
-    groups = length_groups([len(r) for r in rests])
+    groups = length_groups([len(r) for r in rests], PASS_COST_TOKENS or pass_cost_tokens(model))
     if len(groups) > 1:
         return _grouped(model, prefix, shared, rests, groups, pad_id, room)
     return _forward(model, _repeated(prefix, len(prompts)), shared, rests, pad_id)
 
 
-def length_groups(lengths: list[int]) -> list[list[int]]:
-    """Row indices grouped so that padding every group to its longest row, plus ``PASS_COST_TOKENS`` per group,
+def pass_cost_tokens(model: Any) -> int:
+    """How many prompt tokens of compute one more forward pass of ``model`` costs (see the constants above)."""
+    params = model.num_parameters()
+    element = next(model.parameters()).element_size()
+    layers = int(getattr(model.config.get_text_config(decoder=True), "num_hidden_layers", 12))
+    pass_s = params * element / READ_BYTES_PER_S + layers * LAUNCH_S_PER_LAYER
+    return max(1, round(pass_s / (2 * params / MATMUL_FLOP_PER_S)))
+
+
+def length_groups(lengths: list[int], pass_cost: int) -> list[list[int]]:
+    """Row indices grouped so that padding every group to its longest row, plus ``pass_cost`` tokens per group,
     costs the fewest tokens (an exact split of the rows sorted by length, longest first)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     best = [0] * (len(order) + 1)  # best[j]: the cost of the first j rows
     cut = [0] * (len(order) + 1)
     for j in range(1, len(order) + 1):
         best[j], cut[j] = min(
-            (best[i] + PASS_COST_TOKENS + (j - i) * lengths[order[i]], i) for i in range(j)
+            (best[i] + pass_cost + (j - i) * lengths[order[i]], i) for i in range(j)
         )
     groups = []
     end = len(order)
