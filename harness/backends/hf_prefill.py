@@ -22,11 +22,12 @@ from harness.backends.hf_cache import RoomyLayer
 MIN_SHARED = 16  # shorter shared prefixes are not worth a forward pass of their own
 # What one more forward pass costs, in prompt tokens of compute: a pass reads every weight once and launches
 # every layer's kernels; a token costs its matmuls. Measured on this project's 2-core CPU: weights read at ~9.5
-# GB/s, matmuls at ~120 GFLOP/s, ~0.25 ms of launches per layer. SmolLM2-135M: a pass ~ 27 tokens; the tests'
-# 2-layer model: ~170 tokens (its passes are nearly all launch cost).
+# GB/s, matmuls at ~120 GFLOP/s, ~0.25 ms of launches per layer and ~0.8 ms per pass (a one-token pass takes
+# 63.8 ms on SmolLM2-135M, 30 layers: ~29 tokens' worth; 1.34 ms on the tests' 2-layer model: ~580 tokens).
 READ_BYTES_PER_S = 9.5e9
 MATMUL_FLOP_PER_S = 120e9
 LAUNCH_S_PER_LAYER = 2.5e-4
+LAUNCH_S_PER_PASS = 8e-4
 PASS_COST_TOKENS: int | None = None  # None: estimated from the model by pass_cost_tokens
 
 
@@ -54,7 +55,7 @@ def pass_cost_tokens(model: Any) -> int:
     params = model.num_parameters()
     element = next(model.parameters()).element_size()
     layers = int(getattr(model.config.get_text_config(decoder=True), "num_hidden_layers", 12))
-    pass_s = params * element / READ_BYTES_PER_S + layers * LAUNCH_S_PER_LAYER
+    pass_s = params * element / READ_BYTES_PER_S + layers * LAUNCH_S_PER_LAYER + LAUNCH_S_PER_PASS
     return max(1, round(pass_s / (2 * params / MATMUL_FLOP_PER_S)))
 
 
