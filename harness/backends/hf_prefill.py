@@ -112,15 +112,14 @@ def _grouped(
 ) -> tuple[Any, torch.Tensor]:
     """Each group of rows in its own pass; the caches merged into one, every row's own tokens last."""
     width = max(len(r) for r in rests)
-    rows = len(rests)
+    rows, positions = len(rests), shared + width + room
     logits: torch.Tensor | None = None
     layers: list[tuple[torch.Tensor, torch.Tensor]] = []
     for group in groups:
         out, _ = _forward(model, _repeated(prefix, len(group)), shared, [rests[i] for i in group], pad_id)
-        if logits is None:
+        if logits is None:  # the first group shows the shapes
             logits = out.logits.new_empty((rows, *out.logits.shape[1:]))
-            layers = [(_buffer(layer.keys, rows, shared + width + room), _buffer(layer.values, rows,
-                                                                                  shared + width + room))
+            layers = [(_buffer(layer.keys, rows, positions), _buffer(layer.values, rows, positions))
                       for layer in out.past_key_values.layers]
         index = torch.tensor(group, device=model.device)
         logits[index] = out.logits
