@@ -55,8 +55,21 @@ class RoomyLayer(DynamicLayer):
         return self.length
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._key_buffer = self._key_buffer[indices, ...]
-        self._value_buffer = self._value_buffer[indices, ...]
+        """Keep the rows ``indices``, in that order. When every row that moves comes from past the new batch
+        size (``kept_rows`` orders them so), those rows are copied into the places they take and the buffer is
+        cut short: a step where a few rows finish copies those few rows, not the whole cache."""
+        order = indices.tolist()
+        moves = [(place, row) for place, row in enumerate(order) if place != row]
+        if len(order) > self._key_buffer.shape[0] or any(row < len(order) for _, row in moves):
+            self._key_buffer = self._key_buffer[indices, ...]
+            self._value_buffer = self._value_buffer[indices, ...]
+        else:
+            if moves:
+                places, rows = (torch.tensor(column, device=indices.device) for column in zip(*moves, strict=True))
+                self._key_buffer[places] = self._key_buffer[rows]
+                self._value_buffer[places] = self._value_buffer[rows]
+            self._key_buffer = self._key_buffer[: len(order)]
+            self._value_buffer = self._value_buffer[: len(order)]
         self._point_at_filled()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
@@ -72,6 +85,17 @@ class RoomyLayer(DynamicLayer):
     def _point_at_filled(self) -> None:
         self.keys = self._key_buffer[..., : self.length, :]
         self.values = self._value_buffer[..., : self.length, :]
+
+
+def kept_rows(finished: list[bool]) -> list[int]:
+    """The batch rows that go on, ordered so that each finished row's place is taken by a row from the end
+    of the batch: the fewest rows move (``RoomyLayer.batch_select_indices`` then copies only those)."""
+    kept = [row for row, done in enumerate(finished) if not done]
+    order = list(range(len(kept)))
+    holes = [row for row in order if finished[row]]
+    for hole, row in zip(holes, (row for row in kept if row >= len(kept)), strict=True):
+        order[hole] = row
+    return order
 
 
 def reserve(cache: Any, room: int) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from harness.backends.hf_cache import reserve
+from harness.backends.hf_cache import kept_rows, reserve
 from harness.backends.hf_prefill import prefill
 
 
@@ -89,7 +89,7 @@ def decode(
         finished = _append(result, active, chosen.tolist(), tokenizer, limits)
         if all(finished):
             break
-        keep = [b for b, done in enumerate(finished) if not done]
+        keep = kept_rows(finished)  # row order does not change any row's output
         if len(keep) < len(active) and hasattr(cache, "batch_select_indices"):
             index = torch.tensor(keep, device=mask.device)
             cache.batch_select_indices(index)
