@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from harness.backends.hf_cache import RoomyLayer, kept_rows, reserve
+from harness.backends.hf_cache import CACHE_ARG, RoomyLayer, cache_of, kept_rows, reserve
 
 
 def _steps(model: torch.nn.Module, cache: object, tokens: torch.Tensor, drop_at: int, steps: int,
@@ -27,8 +27,8 @@ def _steps(model: torch.nn.Module, cache: object, tokens: torch.Tensor, drop_at:
             cache.batch_select_indices(index)  # type: ignore[attr-defined]
             mask, position, chosen = mask[index], position[index], chosen[index]
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-        out = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=position, past_key_values=cache,
-                    use_cache=True)
+        out = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=position,
+                    use_cache=True, **{CACHE_ARG: cache})
         logits = out.logits[:, -1]
         logits_seen.append(logits.clone())
         chosen, position = logits.argmax(-1), position + 1
@@ -48,7 +48,7 @@ def test_kept_rows_fill_each_finished_place_from_the_end() -> None:
 def test_roomy_cache_matches_dynamic_cache(tiny_model_dir: Path, keep: list[int]) -> None:
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     tokens = torch.randint(5, model.config.vocab_size, (3, 7), generator=torch.Generator().manual_seed(0))
-    prefilled = model(input_ids=tokens, use_cache=True).past_key_values
+    prefilled = cache_of(model(input_ids=tokens, use_cache=True))
     plain, roomy = copy.deepcopy(prefilled), copy.deepcopy(prefilled)
     reserve(roomy, 3)  # fewer positions than the 6 steps below: the layer must grow when they run out
     assert all(isinstance(layer, RoomyLayer) for layer in roomy.layers)

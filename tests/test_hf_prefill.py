@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from harness.backends import hf_prefill
-from harness.backends.hf_cache import RoomyLayer
+from harness.backends.hf_cache import RoomyLayer, cache_of
 from harness.backends.hf_decode import DecodeLimits, decode
 
 
@@ -46,8 +46,8 @@ def test_grouped_prefill_matches_one_padded_pass(tiny_model_dir: Path, monkeypat
     grouped, grouped_mask = hf_prefill.prefill(model, prompts, 0, room=5)
     assert torch.equal(whole_mask, grouped_mask)
     torch.testing.assert_close(grouped.logits[:, -1], whole.logits[:, -1], rtol=1e-5, atol=1e-5)
-    assert all(isinstance(layer, RoomyLayer) for layer in grouped.past_key_values.layers)
-    assert grouped.past_key_values.get_seq_length() == whole_mask.shape[1]
+    assert all(isinstance(layer, RoomyLayer) for layer in cache_of(grouped).layers)
+    assert cache_of(grouped).get_seq_length() == whole_mask.shape[1]
 
 
 @torch.inference_mode()

@@ -12,6 +12,16 @@ from typing import Any
 
 import torch
 from transformers.cache_utils import DynamicLayer
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+# transformers 5.25 renamed a model's ``past_key_values`` (argument and output field) to ``cache``; the old
+# name still works there but warns, and goes in 5.40.
+CACHE_ARG = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def cache_of(output: Any) -> Any:
+    """The KV cache of a model's forward output, under whichever name this transformers gives it."""
+    return getattr(output, CACHE_ARG)
 
 
 class RoomyLayer(DynamicLayer):

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from harness.backends.hf_cache import kept_rows, reserve
+from harness.backends.hf_cache import CACHE_ARG, cache_of, kept_rows, reserve
 from harness.backends.hf_prefill import prefill
 
 
@@ -78,7 +78,7 @@ def decode(
 ) -> Decoded:
     """Greedy (or seeded-sampled) continuations of left-padded ``prompts``."""
     out, mask = prefill(model, prompts, pad_id, room=limits.max_new_tokens)
-    cache, logits = out.past_key_values, out.logits[:, -1, :]
+    cache, logits = cache_of(out), out.logits[:, -1, :]
     reserve(cache, limits.max_new_tokens)  # each step writes in place instead of copying the whole cache
     next_position = mask.sum(-1, keepdim=True)
     result = Decoded([[] for _ in prompts], [False] * len(prompts))
@@ -99,8 +99,8 @@ def decode(
             active = [r if not done else -1 - r for r, done in zip(active, finished, strict=True)]
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         out = model(input_ids=chosen.unsqueeze(-1), attention_mask=mask, position_ids=next_position,
-                    past_key_values=cache, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1, :]
+                    use_cache=True, **{CACHE_ARG: cache})
+        cache, logits = cache_of(out), out.logits[:, -1, :]
         next_position = next_position + 1
     return result
 

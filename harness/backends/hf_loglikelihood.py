@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from harness.backends.base import Loglikelihood, LoglikelihoodRequest
+from harness.backends.hf_cache import CACHE_ARG, cache_of
 from harness.backends.hf_prefill import prefill
 
 
@@ -124,7 +125,7 @@ def _score_chunk(
     rest = None
     longest = max(len(c) for _, c in rows)
     if longest > 1:
-        rest = _continue_from_cache(model, out.past_key_values, mask, rows, longest - 1, pad_id)
+        rest = _continue_from_cache(model, cache_of(out), mask, rows, longest - 1, pad_id)
 
     scores: list[list[tuple[float, bool]]] = [[] for _ in contexts]
     for r, (g, cont) in enumerate(rows):
@@ -152,5 +153,5 @@ def _continue_from_cache(
     mask = torch.cat([context_mask[select], tail_mask], dim=1)
     start = context_mask[select].sum(-1, keepdim=True)
     positions = start + torch.arange(steps, device=device).unsqueeze(0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{CACHE_ARG: cache})
     return torch.log_softmax(out.logits.float(), dim=-1)

@@ -17,7 +17,7 @@ import torch
 from transformers import DynamicCache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from harness.backends.hf_cache import RoomyLayer
+from harness.backends.hf_cache import CACHE_ARG, RoomyLayer, cache_of
 
 MIN_SHARED = 16  # shorter shared prefixes are not worth a forward pass of their own
 # What one more forward pass costs, in prompt tokens of compute: a pass reads every weight once and launches
@@ -39,8 +39,8 @@ def prefill(model: Any, prompts: list[list[int]], pad_id: int, room: int = 0) ->
     shared = shared_prefix(prompts)
     prefix = None
     if shared >= MIN_SHARED:
-        prefix = model(input_ids=torch.tensor([prompts[0][:shared]], device=model.device), use_cache=True,
-                       logits_to_keep=1).past_key_values
+        prefix = cache_of(model(input_ids=torch.tensor([prompts[0][:shared]], device=model.device), use_cache=True,
+                                logits_to_keep=1))
     else:
         shared = 0
     rests = [p[shared:] for p in prompts]
@@ -102,8 +102,8 @@ def _forward(model: Any, cache: Any, shared: int, rests: list[list[int]], pad_id
     ids, rest_mask = left_pad(rests, pad_id, model.device)
     mask = torch.cat([rest_mask.new_ones((len(rests), shared)), rest_mask], dim=1)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                use_cache=True, logits_to_keep=1)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1,
+                **{CACHE_ARG: cache})
     return out, mask
 
 
@@ -120,11 +120,11 @@ def _grouped(
         if logits is None:  # the first group shows the shapes
             logits = out.logits.new_empty((rows, *out.logits.shape[1:]))
             layers = [(_buffer(layer.keys, rows, positions), _buffer(layer.values, rows, positions))
-                      for layer in out.past_key_values.layers]
+                      for layer in cache_of(out).layers]
         index = torch.tensor(group, device=model.device)
         logits[index] = out.logits
-        own = out.past_key_values.get_seq_length() - shared  # this group's width
-        for (keys, values), layer in zip(layers, out.past_key_values.layers, strict=True):
+        own = cache_of(out).get_seq_length() - shared  # this group's width
+        for (keys, values), layer in zip(layers, cache_of(out).layers, strict=True):
             for buffer, part in ((keys, layer.keys), (values, layer.values)):
                 buffer[index, :, :shared] = part[:, :, :shared]
                 buffer[index, :, shared + width - own : shared + width] = part[:, :, shared:]
@@ -132,7 +132,8 @@ def _grouped(
     cache.layers = [RoomyLayer.over(keys, values, shared + width) for keys, values in layers]
     _, rest_mask = left_pad(rests, pad_id, model.device)
     mask = torch.cat([rest_mask.new_ones((rows, shared)), rest_mask], dim=1)
-    return CausalLMOutputWithPast(logits=logits, past_key_values=cache), mask
+    fields: dict[str, Any] = {"logits": logits, CACHE_ARG: cache}
+    return CausalLMOutputWithPast(**fields), mask
 
 
 def _buffer(like: torch.Tensor, rows: int, positions: int) -> torch.Tensor:
