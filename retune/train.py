@@ -144,7 +144,9 @@ def _trainer(config: RetuneConfig, base: str, records: Sequence[dict[str, Any]],
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dtype = torch.bfloat16 if args.bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    # transformers 5.25 turns hub kernels on by default, and model.train() on a GPU then fetches them from the
+    # hub: offline, training failed before its first step.
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, use_kernels=False)
     trainer_class = {"dpo": trl.DPOTrainer, "kto": trl.KTOTrainer, "sft": trl.SFTTrainer}[config.method]
     trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(list(records)),
                             processing_class=tokenizer, peft_config=_lora(config), callbacks=[callback])

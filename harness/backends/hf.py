@@ -206,7 +206,10 @@ def _load_model(location: str, is_local: bool, dtype: Any) -> Any:
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **_hub_kwargs(is_local))
+        # No hub kernels (transformers 5.25 turns them on by default): they are fetched from the hub at run time
+        # and would change a run's numbers without changing its model fingerprint.
+        return AutoModelForCausalLM.from_pretrained(location, dtype=dtype, use_kernels=False,
+                                                    **_hub_kwargs(is_local))
     except (OSError, ValueError) as exc:
         raise BackendError(_load_failure(location, is_local, exc)) from exc
 

@@ -11,6 +11,7 @@ are laid side by side, padded in the middle, in one cache with room for the toke
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,14 +21,28 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from harness.backends.hf_cache import CACHE_ARG, RoomyLayer, cache_of
 
 MIN_SHARED = 16  # shorter shared prefixes are not worth a forward pass of their own
-# What one more forward pass costs, in prompt tokens of compute: a pass reads every weight once and launches
-# every layer's kernels; a token costs its matmuls. Measured on this project's 2-core CPU: weights read at ~9.5
-# GB/s, matmuls at ~120 GFLOP/s, ~0.25 ms of launches per layer and ~0.8 ms per pass (a one-token pass takes
-# 63.8 ms on SmolLM2-135M, 30 layers: ~29 tokens' worth; 1.34 ms on the tests' 2-layer model: ~580 tokens).
-READ_BYTES_PER_S = 9.5e9
-MATMUL_FLOP_PER_S = 120e9
-LAUNCH_S_PER_LAYER = 2.5e-4
-LAUNCH_S_PER_PASS = 8e-4
+
+
+@dataclass(frozen=True)
+class PassSpeed:
+    """What one more forward pass costs on a kind of device, in prompt tokens of compute: a pass reads every
+    weight once and launches every layer's kernels; a token costs its matmuls."""
+
+    read_bytes_per_s: float
+    matmul_flop_per_s: float
+    launch_s_per_layer: float
+    launch_s_per_pass: float
+
+
+# Measured on this project's 2-core CPU: a one-token pass takes 63.8 ms on SmolLM2-135M (30 layers), ~29 tokens'
+# worth; 1.34 ms on the tests' 2-layer model, ~580 tokens.
+CPU_SPEED = PassSpeed(read_bytes_per_s=9.5e9, matmul_flop_per_s=120e9, launch_s_per_layer=2.5e-4,
+                      launch_s_per_pass=8e-4)
+# Measured on an H200 in bf16 (bench/gpu_check.py): a SmolLM2-135M-shaped pass took 38.9 ms for one token and
+# 36.5 ms for 128 x 128 tokens. Launching the layers from Python is the whole cost, so a pass is worth tens of
+# thousands of tokens of padding and a batch's prompts are not split.
+GPU_SPEED = PassSpeed(read_bytes_per_s=4.0e12, matmul_flop_per_s=3.0e14, launch_s_per_layer=1.2e-3,
+                      launch_s_per_pass=1e-3)
 PASS_COST_TOKENS: int | None = None  # None: estimated from the model by pass_cost_tokens
 
 
@@ -51,12 +66,13 @@ def prefill(model: Any, prompts: list[list[int]], pad_id: int, room: int = 0) ->
 
 
 def pass_cost_tokens(model: Any) -> int:
-    """How many prompt tokens of compute one more forward pass of ``model`` costs (see the constants above)."""
+    """How many prompt tokens of compute one more forward pass of ``model`` costs on its device."""
+    speed = GPU_SPEED if model.device.type == "cuda" else CPU_SPEED
     params = model.num_parameters()
     element = next(model.parameters()).element_size()
     layers = int(getattr(model.config.get_text_config(decoder=True), "num_hidden_layers", 12))
-    pass_s = params * element / READ_BYTES_PER_S + layers * LAUNCH_S_PER_LAYER + LAUNCH_S_PER_PASS
-    return max(1, round(pass_s / (2 * params / MATMUL_FLOP_PER_S)))
+    pass_s = params * element / speed.read_bytes_per_s + layers * speed.launch_s_per_layer + speed.launch_s_per_pass
+    return max(1, round(pass_s / (2 * params / speed.matmul_flop_per_s)))
 
 
 def length_groups(lengths: list[int], pass_cost: int) -> list[list[int]]:
