@@ -3,7 +3,7 @@
     python bench/speed_end_to_end.py                    # tiny and default models, 3 runs each
     python bench/speed_end_to_end.py --models default --runs 5
     python bench/speed_end_to_end.py --lm-eval-scoring exact_match   # lm-eval scores exact_match alone
-    python bench/speed_end_to_end.py --models default --lm-eval-batch-size 64   # lm-eval at another batch size
+    python bench/speed_end_to_end.py --models default --lm-eval-batch-sizes 64   # lm-eval at one batch size
 
 evaltune runs ``evaltune run regression --model M`` as a user does: generation, the suite's 12 scorers
 (hallucination, bias and quality, with confidence intervals) and the SQL store, from a fresh store each time.
@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -84,23 +85,28 @@ def model_rows(model: Path, label: str, args: argparse.Namespace, scratch: Path)
     tasks, system = write_task(scratch, args.lm_eval_scoring)
     task = f"regression 186 items {label}"
     ours = Row(task, f"evaltune b{args.batch_size}", work=186, unit="out/s")
-    same = args.lm_eval_batch_size == args.batch_size
-    theirs = Row(task, "lm-eval" if same else f"lm-eval b{args.lm_eval_batch_size}", work=186, unit="out/s")
+    theirs = {size: Row(task, f"lm-eval b{size}", work=186, unit="out/s") for size in args.lm_eval_batch_sizes}
     homes = [scratch / f"home-{i}" for i in range(args.runs)]
-    outs = [scratch / f"lm-eval-{i}" for i in range(args.runs)]
+    outs = {size: [scratch / f"lm-eval-b{size}-{i}" for i in range(args.runs)] for size in theirs}
 
     def evaltune_once(i: int) -> Process:
         return run_process(evaltune_command("regression", model, args.batch_size), bench_env(args.threads, homes[i]))
 
-    def lm_eval_once(i: int) -> Process:
-        command = lm_eval_command(model, tasks, TASK, args.lm_eval_batch_size, outs[i], chat=True)
-        return run_process([*command, "--system_instruction", system], bench_env(args.threads))
+    def lm_eval_at(size: int) -> Callable[[int], Process]:
+        def once(i: int) -> Process:
+            command = lm_eval_command(model, tasks, TASK, size, outs[size][i], chat=True)
+            return run_process([*command, "--system_instruction", system], bench_env(args.threads))
+        return once
 
-    interleave([(ours, evaltune_once), (theirs, lm_eval_once)], args.runs)
-    check = f"{label}: {agreement(evaltune_outputs(homes[-1]), lm_eval_outputs_by_id(outs[-1], scratch))}"
-    if args.lm_eval_scoring == "same":
-        check += "\n" + metric_agreement(evaltune_metrics(homes[-1]), lm_eval_metrics(outs[-1]))
-    return [ours, theirs], check
+    interleave([(ours, evaltune_once), *((row, lm_eval_at(size)) for size, row in theirs.items())], args.runs)
+    checks = []
+    for size in theirs:
+        same_outputs = agreement(evaltune_outputs(homes[-1]), lm_eval_outputs_by_id(outs[size][-1], scratch))
+        check = f"{label}, lm-eval batch {size}: {same_outputs}"
+        if args.lm_eval_scoring == "same":
+            check += "\n" + metric_agreement(evaltune_metrics(homes[-1]), lm_eval_metrics(outs[size][-1]))
+        checks.append(check)
+    return [ours, *theirs.values()], "\n".join(checks)
 
 
 def evaltune_metrics(home: Path) -> dict[str, float]:
@@ -132,16 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny,default", help="tiny, default or model folders, comma-separated")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=128,
-                        help="evaltune's batch size, and lm-eval's unless --lm-eval-batch-size")
-    parser.add_argument("--lm-eval-batch-size", type=int, default=None,
-                        help="lm-eval's batch size (default: the same as evaltune's)")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="evaltune's batch size")
+    parser.add_argument("--lm-eval-batch-sizes", default="64,256",
+                        help="lm-eval batch sizes to time, comma-separated; the speed-up is against the fastest")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--lm-eval-scoring", choices=["same", "exact_match"], default="same",
                         help="lm-eval scores with the suite's own scorers (the same work), or exact_match alone")
     args = parser.parse_args(argv)
-    if args.lm_eval_batch_size is None:
-        args.lm_eval_batch_size = args.batch_size
+    args.lm_eval_batch_sizes = [int(size) for size in args.lm_eval_batch_sizes.split(",")]
     print(peak_line(args.threads, "start"), flush=True)
     rows: list[Row] = []
     checks: list[str] = []

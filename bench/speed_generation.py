@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=128, help="evaltune's batch size, and lm-eval's row")
+    parser.add_argument("--batch-size", type=int, default=256, help="evaltune's batch size, and lm-eval's row")
     parser.add_argument("--lm-eval-batch-sizes", default=None,
                         help="lm-eval batch sizes to time, comma-separated (default: the same as evaltune's)")
     parser.add_argument("--threads", type=int, default=2)

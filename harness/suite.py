@@ -62,7 +62,7 @@ class GenerationSettings:
     samples: int = 1
     chat: ChatMode = "auto"
     system_prompt: str | None = None
-    batch_size: int = 128  # rows per batch and per store transaction; the hf backend may cap it by memory
+    batch_size: int = 256  # rows per batch and per store transaction; the hf backend may cap it by memory
 
     @property
     def greedy(self) -> bool:
