@@ -143,6 +143,7 @@ def _grouped(
         for (keys, values), layer in zip(layers, cache_of(out).layers, strict=True):
             for buffer, part in ((keys, layer.keys), (values, layer.values)):
                 buffer[index, :, :shared] = part[:, :, :shared]
+                buffer[index, :, shared : shared + width - own] = 0  # masked out, but never NaN
                 buffer[index, :, shared + width - own : shared + width] = part[:, :, shared:]
     cache = DynamicCache()
     cache.layers = [RoomyLayer.over(keys, values, shared + width) for keys, values in layers]
@@ -153,9 +154,9 @@ def _grouped(
 
 
 def _buffer(like: torch.Tensor, rows: int, positions: int) -> torch.Tensor:
-    """Zeros for ``rows`` rows of ``positions`` cached positions: the padding between a row's shared prefix and
-    its own tokens stays zero (masked out, but never NaN)."""
-    return like.new_zeros((rows, like.shape[1], positions, like.shape[3]))
+    """Room for ``rows`` rows of ``positions`` cached positions, left unset: every position is written before
+    attention reads it (filling the whole cache with zeros first took ~0.7 s of a 186-row batch)."""
+    return like.new_empty((rows, like.shape[1], positions, like.shape[3]))
 
 
 def _repeated(prefix: Any, rows: int) -> Any:
