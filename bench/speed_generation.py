@@ -108,8 +108,7 @@ def process_rows(model: Path, label: str, args: argparse.Namespace, scratch: Pat
     def evaltune_once(i: int) -> Process:
         return run_process(evaltune_command(suite, model), bench_env(args.threads, homes[i]))
 
-    theirs = {size: Row(task, "lm-eval" if size == args.batch_size else f"lm-eval b{size}")
-              for size in args.lm_eval_batch_sizes}
+    theirs = {size: Row(task, f"lm-eval b{size}") for size in args.lm_eval_batch_sizes}
     outs = {size: [scratch / f"lm-eval-b{size}-{i}" for i in range(args.runs)] for size in theirs}
 
     def lm_eval_at(size: int) -> Callable[[int], Process]:
@@ -185,14 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=256, help="evaltune's batch size, and lm-eval's row")
-    parser.add_argument("--lm-eval-batch-sizes", default=None,
-                        help="lm-eval batch sizes to time, comma-separated (default: the same as evaltune's)")
+    parser.add_argument("--batch-size", type=int, default=256, help="evaltune's batch size")
+    parser.add_argument("--lm-eval-batch-sizes", default="64,256",
+                        help="lm-eval batch sizes to time, comma-separated; the speed-up is against the fastest")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     print(peak_line(args.threads, "start"), flush=True)
-    sizes = args.lm_eval_batch_sizes or str(args.batch_size)
-    args.lm_eval_batch_sizes = [int(s) for s in sizes.split(",")]
+    args.lm_eval_batch_sizes = [int(size) for size in args.lm_eval_batch_sizes.split(",")]
     rows, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for label, model, scratch in bench_models(args.models, Path(tmp)):
