@@ -133,14 +133,15 @@ def _grouped(
     layers: list[tuple[torch.Tensor, torch.Tensor]] = []
     for group in groups:
         out, _ = _forward(model, _repeated(prefix, len(group)), shared, [rests[i] for i in group], pad_id)
+        group_cache = cache_of(out)
         if logits is None:  # the first group shows the shapes
             logits = out.logits.new_empty((rows, *out.logits.shape[1:]))
             layers = [(_buffer(layer.keys, rows, positions), _buffer(layer.values, rows, positions))
-                      for layer in cache_of(out).layers]
+                      for layer in group_cache.layers]
         index = torch.tensor(group, device=model.device)
         logits[index] = out.logits
-        own = cache_of(out).get_seq_length() - shared  # this group's width
-        for (keys, values), layer in zip(layers, cache_of(out).layers, strict=True):
+        own = group_cache.get_seq_length() - shared  # this group's width
+        for (keys, values), layer in zip(layers, group_cache.layers, strict=True):
             for buffer, part in ((keys, layer.keys), (values, layer.values)):
                 buffer[index, :, :shared] = part[:, :, :shared]
                 buffer[index, :, shared : shared + width - own] = 0  # masked out, but never NaN
