@@ -23,9 +23,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.backends.base import GenerationRequest, LoglikelihoodRequest
-from harness.backends.hf import HFBackend, HFConfig
-from harness.suite import GenerationSettings
+from evaltune.harness.backends.base import GenerationRequest, LoglikelihoodRequest
+from evaltune.harness.backends.hf import HFBackend, HFConfig
+from evaltune.harness.suite import GenerationSettings
 
 failures: list[str] = []
 DEVICE = "cuda"
@@ -38,9 +38,9 @@ def check(name: str, ok: bool, detail: str) -> None:
 
 
 def suite_prompts() -> tuple[list[Any], list[tuple[str, str]]]:
-    from harness.builtin import builtin_path
-    from harness.loaders.yaml_suite import load_suite
-    from harness.work import compose_input
+    from evaltune.harness.builtin import builtin_path
+    from evaltune.harness.loaders.yaml_suite import load_suite
+    from evaltune.harness.work import compose_input
 
     suite = load_suite(builtin_path("regression"))
     prompts = [compose_input(item) for item in suite.items]
@@ -98,7 +98,7 @@ def smollm_shaped_model() -> Any:
 def check_speed(rows: int = 256, batch: int = 128, new_tokens: int = 64) -> None:
     import torch
 
-    from harness.backends.hf_decode import DecodeLimits, decode
+    from evaltune.harness.backends.hf_decode import DecodeLimits, decode
 
     model = smollm_shaped_model()
     generator = torch.Generator().manual_seed(0)
@@ -139,7 +139,7 @@ def check_pass_cost(model: Any) -> None:
     to the estimate prefill groups by (``harness.backends.hf_prefill.pass_cost_tokens``)."""
     import torch
 
-    from harness.backends.hf_prefill import pass_cost_tokens
+    from evaltune.harness.backends.hf_prefill import pass_cost_tokens
 
     def seconds(rows: int, tokens: int) -> float:
         ids = torch.randint(3, 49152, (rows, tokens), device=DEVICE)
@@ -169,8 +169,8 @@ def check_retune(model: Path, scratch: Path) -> None:
     import torch
     from safetensors.torch import load_file
 
-    from retune.config import RetuneConfig
-    from retune.train import train
+    from evaltune.retune.config import RetuneConfig
+    from evaltune.retune.train import train
 
     system = {"role": "system", "content": "Answer briefly."}
     records = [{"prompt": [system, {"role": "user", "content": f"Who founded town {i}?"}],

@@ -14,8 +14,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from metrics.records import Example
-from metrics.registry import get_scorer
+from evaltune.metrics.records import Example
+from evaltune.metrics.registry import get_scorer
 
 METRIC_PREFIX = "et_"  # keeps the names clear of lm-eval's own exact_match and friends
 

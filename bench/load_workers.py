@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import make_url, select
 
 from bench.loadkit import BACKENDS, percentile, store_urls, table
-from db.engine import Store, open_store
-from db.models import ModelVersion
-from db.training import PreferenceDataset, PreferenceRow, RetuneJob
-from retune import jobs
-from retune.config import LoraSettings, RetuneConfig
+from evaltune.db.engine import Store, open_store
+from evaltune.db.models import ModelVersion
+from evaltune.db.training import PreferenceDataset, PreferenceRow, RetuneJob
+from evaltune.retune import jobs
+from evaltune.retune.config import LoraSettings, RetuneConfig
 
 CLAIMED = re.compile(r"^job (\d+): claimed by (\S+)$", re.MULTILINE)
 

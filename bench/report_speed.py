@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from db import open_store
-from reports.compare import build_report
-from reports.gates import check_gates, load_gates
-from reports.junit import render_junit
-from reports.render import render_report
+from evaltune.db import open_store
+from evaltune.reports.compare import build_report
+from evaltune.reports.gates import check_gates, load_gates
+from evaltune.reports.junit import render_junit
+from evaltune.reports.render import render_report
 from tests.fixtures.report_seed import seed_runs
 
 

@@ -15,8 +15,8 @@ import os
 import random
 import time
 
-from metrics.records import Example
-from metrics.registry import get_scorer
+from evaltune.metrics.records import Example
+from evaltune.metrics.registry import get_scorer
 
 DEFAULT_SCORERS = ("bleu", "chrf", "rouge", "rouge_l", "bertscore", "semantic_similarity", "distinct_n",
                    "repetition", "length", "readability", "toxicity", "demographic_representation",

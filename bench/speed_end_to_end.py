@@ -49,9 +49,9 @@ def write_task(scratch: Path, scoring: str) -> tuple[Path, str]:
     """The regression suite's prompts as an lm-eval task folder; returns (folder, system prompt).
     ``scoring`` "same": the suite's own scorers as lm-eval metrics (``bench/lm_eval_scoring.py``);
     "exact_match": lm-eval's exact_match alone."""
-    from harness.builtin import builtin_path
-    from harness.loaders.yaml_suite import load_suite
-    from harness.work import compose_input
+    from evaltune.harness.builtin import builtin_path
+    from evaltune.harness.loaders.yaml_suite import load_suite
+    from evaltune.harness.work import compose_input
 
     suite = load_suite(builtin_path("regression"))
     settings = suite.generation

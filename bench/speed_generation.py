@@ -129,9 +129,9 @@ def in_process(model: Path, args: argparse.Namespace) -> str:
     """Our backend vs a bare generate() loop on the same batches, and FLOP/s against the matmul peak."""
     import torch
 
-    from harness.backends.base import GenerationRequest
-    from harness.backends.hf import HFBackend, HFConfig
-    from harness.suite import GenerationSettings
+    from evaltune.harness.backends.base import GenerationRequest
+    from evaltune.harness.backends.hf import HFBackend, HFConfig
+    from evaltune.harness.suite import GenerationSettings
 
     peak = matmul_peak_gflops(args.threads)
     backend = HFBackend(HFConfig(str(model), threads=args.threads, max_batch_size=args.batch_size))

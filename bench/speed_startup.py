@@ -20,7 +20,8 @@ from bench.speedkit import Row, bench_env, repeat, run_process, table
 COMMANDS = {
     "evaltune --help": [sys.executable, "-m", "evaltune", "--help"],
     "a run's own imports": [sys.executable, "-c",
-                            "import evaltune.evaluate, harness.runner, harness.loaders, metrics.registry"],
+                            "import evaltune.evaluate, evaltune.harness.runner, evaltune.harness.loaders, "
+                            "evaltune.metrics.registry"],
     "import torch, transformers": [sys.executable, "-c", "import torch, transformers"],
     "lm_eval --help": [sys.executable, "-m", "lm_eval", "--help"],
 }

@@ -138,7 +138,7 @@ def bench_model(name: str, scratch: Path) -> Path:
         return build_tiny_model(folder)
     if name == "default":
         from evaltune import settings
-        from harness.default_model import default_model_cache, ensure_default_model
+        from evaltune.harness.default_model import default_model_cache, ensure_default_model
 
         return ensure_default_model(default_model_cache(settings.home()))
     folder = Path(name).expanduser().resolve()

@@ -39,10 +39,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from metrics import hallucination  # noqa: E402
-from metrics.embeddings import clear_cache  # noqa: E402
-from metrics.records import Example, ScoreResult  # noqa: E402
-from metrics.registry import get_scorer  # noqa: E402
+from evaltune.metrics import hallucination  # noqa: E402
+from evaltune.metrics.embeddings import clear_cache  # noqa: E402
+from evaltune.metrics.records import Example, ScoreResult  # noqa: E402
+from evaltune.metrics.registry import get_scorer  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "hallucination_labelled.jsonl"
 HALLUCINATED_KINDS = ("entity_swap", "number_change", "date_change", "negation", "invented_detail")

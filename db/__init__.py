@@ -4,9 +4,9 @@
 (annotation) and ``db.training`` (retuning), all on one ``metadata``.
 """
 
-from db import models, people, training
-from db.base import Base
-from db.engine import (
+from evaltune.db import models, people, training
+from evaltune.db.base import Base
+from evaltune.db.engine import (
     Store,
     StoreError,
     current_revision,

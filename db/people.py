@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from db.base import Base, utcnow
+from evaltune.db.base import Base, utcnow
 
 ROLES = ("admin", "annotator", "viewer")
 

@@ -14,9 +14,9 @@ from sqlalchemy import Insert, case, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from db.base import Base
-from db.engine import StoreError
-from db.models import Generation, ModelVersion, Run, RunMetric, Score, Suite, SuiteItem
+from evaltune.db.base import Base
+from evaltune.db.engine import StoreError
+from evaltune.db.models import Generation, ModelVersion, Run, RunMetric, Score, Suite, SuiteItem
 
 CHUNK = 500  # keys per IN (...) query: well under SQLite's bound-parameter limit
 

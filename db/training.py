@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from db.base import Base, utcnow
+from evaltune.db.base import Base, utcnow
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 

@@ -15,10 +15,10 @@ class UserError(Exception):
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Re-raise the library's user-facing errors as ``UserError`` (their messages already say the fix)."""
-    from db.engine import StoreError
-    from harness.backends.base import BackendError
-    from harness.suite import SuiteError
-    from metrics.registry import UnknownScorerError
+    from evaltune.db.engine import StoreError
+    from evaltune.harness.backends.base import BackendError
+    from evaltune.harness.suite import SuiteError
+    from evaltune.metrics.registry import UnknownScorerError
 
     try:
         yield
@@ -28,8 +28,8 @@ def user_errors() -> Iterator[None]:
 
 def check_scorer_names(names: Iterable[str], option: str = "--scorers") -> None:
     """Raise ``UserError`` for the first unregistered name, naming the option and the closest registered name."""
-    from harness.loaders.checks import did_you_mean
-    from metrics.registry import UnknownScorerError, all_scorers, get_scorer
+    from evaltune.harness.loaders.checks import did_you_mean
+    from evaltune.metrics.registry import UnknownScorerError, all_scorers, get_scorer
 
     for name in names:
         try:

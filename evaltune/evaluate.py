@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.engine import open_store
-from db.models import ModelVersion
 from evaltune import settings
+from evaltune.db.engine import open_store
+from evaltune.db.models import ModelVersion
 from evaltune.errors import UserError
-from harness.backends.base import Backend
-from harness.loaders import load as load_suite
-from harness.models import ResolvedModel, resolve_model, stored_model_id
-from harness.runner import RunOptions, RunOutcome, run_suite
-from harness.suite import Suite
-from metrics.registry import get_scorer
+from evaltune.harness.backends.base import Backend
+from evaltune.harness.loaders import load as load_suite
+from evaltune.harness.models import ResolvedModel, resolve_model, stored_model_id
+from evaltune.harness.runner import RunOptions, RunOutcome, run_suite
+from evaltune.harness.suite import Suite
+from evaltune.metrics.registry import get_scorer
 
 Status = Callable[[str], None]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from evaltune.errors import UserError
-from metrics.records import Example
-from metrics.registry import get_scorer
+from evaltune.metrics.records import Example
+from evaltune.metrics.registry import get_scorer
 
 TEXT_LIST_FIELDS = ("references", "samples")
 

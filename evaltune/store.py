@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def store_session() -> Iterator[Session]:
     """A session on the configured store (migrated on first use). Work in it is committed when the block
     ends and rolled back if it raises; a store that cannot be opened is a one-line user error."""
-    from db.engine import open_store
+    from evaltune.db.engine import open_store
 
     with user_errors():
         store = open_store()

@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.base import utcnow
-from db.models import Generation
-from db.people import Adjudication, CampaignItem, Rating, User
-from feedback_ui.agreement_data import answer_of, questions
-from feedback_ui.auth import Account, require_role
-from feedback_ui.sql import dialect_insert
+from evaltune.db.base import utcnow
+from evaltune.db.models import Generation
+from evaltune.db.people import Adjudication, CampaignItem, Rating, User
+from evaltune.feedback_ui.agreement_data import answer_of, questions
+from evaltune.feedback_ui.auth import Account, require_role
+from evaltune.feedback_ui.sql import dialect_insert
 
 _ALLOWED: dict[str, set[Any]] = {
     "likert": {1, 2, 3, 4, 5},

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session, aliased
 
-from db.models import SuiteItem
-from db.people import CampaignItem, Rating, User
-from feedback_ui.agreement import Level, cohen_kappa, krippendorff_alpha, unit_disagreement
+from evaltune.db.models import SuiteItem
+from evaltune.db.people import CampaignItem, Rating, User
+from evaltune.feedback_ui.agreement import Level, cohen_kappa, krippendorff_alpha, unit_disagreement
 
 # question -> level of measurement; which apply depends on the campaign kind
 SINGLE_QUESTIONS: dict[str, Level] = {"likert": "ordinal", "hallucination": "nominal", "bias": "nominal",

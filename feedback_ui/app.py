@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from feedback_ui import ui
-from feedback_ui.auth import Account
-from feedback_ui.screens import PAGES, Page, login
-from feedback_ui.views import inline
+from evaltune.feedback_ui import ui
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.screens import PAGES, Page, login
+from evaltune.feedback_ui.views import inline
 
 
 def _choose_page(account: Account) -> Page:

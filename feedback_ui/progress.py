@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from db.base import utcnow
-from db.people import Assignment, Campaign, CampaignItem, Rating, User
+from evaltune.db.base import utcnow
+from evaltune.db.people import Assignment, Campaign, CampaignItem, Rating, User
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from feedback_ui.auth import Account, require_role
-from retune import jobs
-from retune.config import RetuneConfig
-from retune.datasets import build_dataset
-from retune.strategies import StrategyParams
+from evaltune.feedback_ui.auth import Account, require_role
+from evaltune.retune import jobs
+from evaltune.retune.config import RetuneConfig
+from evaltune.retune.datasets import build_dataset
+from evaltune.retune.strategies import StrategyParams
 
 
 def build_dataset_as(session: Session, actor: Account, campaign_id: int, strategy: str,

@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
-from db import queries
-from db.models import Generation, Run, RunMetric, Score, SuiteItem
-from db.people import Rating, User
-from feedback_ui.campaigns import parse_filters, score_passes
-from feedback_ui.sql import has_tag
-from feedback_ui.tasks import prompt_text
+from evaltune.db import queries
+from evaltune.db.models import Generation, Run, RunMetric, Score, SuiteItem
+from evaltune.db.people import Rating, User
+from evaltune.feedback_ui.campaigns import parse_filters, score_passes
+from evaltune.feedback_ui.sql import has_tag
+from evaltune.feedback_ui.tasks import prompt_text
 
 PAGE_SIZE = 25
 

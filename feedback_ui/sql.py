@@ -11,9 +11,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from db.base import Base
-from db.engine import Store
-from db.models import SuiteItem
+from evaltune.db.base import Base
+from evaltune.db.engine import Store
+from evaltune.db.models import SuiteItem
 
 T = TypeVar("T")
 # PostgreSQL: serialization failure, deadlock detected. SQLite: "database is locked" past the busy timeout.

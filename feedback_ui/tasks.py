@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import Generation, SuiteItem
-from db.people import Assignment, Campaign, CampaignItem
-from feedback_ui.auth import Account, PermissionDenied
-from feedback_ui.queue import Reservation
+from evaltune.db.models import Generation, SuiteItem
+from evaltune.db.people import Assignment, Campaign, CampaignItem
+from evaltune.feedback_ui.auth import Account, PermissionDenied
+from evaltune.feedback_ui.queue import Reservation
 
 
 @dataclass(frozen=True)

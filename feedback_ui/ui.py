@@ -8,10 +8,10 @@ from typing import TypeVar
 import streamlit as st
 from sqlalchemy.orm import Session
 
-from db.engine import Store, database_url, open_store
-from feedback_ui.auth import Account, PermissionDenied, load_account, require_role
-from feedback_ui.sql import in_transaction
-from feedback_ui.views import inline
+from evaltune.db.engine import Store, database_url, open_store
+from evaltune.feedback_ui.auth import Account, PermissionDenied, load_account, require_role
+from evaltune.feedback_ui.sql import in_transaction
+from evaltune.feedback_ui.views import inline
 
 T = TypeVar("T")
 USER_KEY = "user_id"

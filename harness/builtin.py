@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.suite import SuiteError
+from evaltune.harness.suite import SuiteError
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from harness.backends.base import Backend, BackendError
-from harness.backends.hf import resolve_model_location
-from harness.default_model import (
+from evaltune.harness.backends.base import Backend, BackendError
+from evaltune.harness.backends.hf import resolve_model_location
+from evaltune.harness.default_model import (
     DEFAULT_HUB_ID,
     DEFAULT_MODEL_NAME,
     default_model_cache,
@@ -75,14 +75,14 @@ class ResolvedModel:
         """The backend, ready to use: weights loaded (converting the default model on first use) or the
         endpoint probed. Raises BackendError with the reason and the fix."""
         if self.backend_kind == "openai":
-            from harness.backends.openai import OpenAIBackend, OpenAIConfig
+            from evaltune.harness.backends.openai import OpenAIBackend, OpenAIConfig
 
             return OpenAIBackend(OpenAIConfig(self.location, self.served_model or "", concurrency=concurrency))
         if self.backend_kind != "hf":
             raise BackendError(f"unknown backend '{self.backend_kind}' for {self.location}; expected hf or openai")
         if self.default_cache and not is_converted(Path(self.location)):
             ensure_default_model(Path(self.default_cache))
-        from harness.backends.hf import HFBackend, HFConfig
+        from evaltune.harness.backends.hf import HFBackend, HFConfig
 
         config = HFConfig(self.location, self.adapter_path, dtype, device, self.threads, max_batch_size)
         return HFBackend(config)

@@ -23,16 +23,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import queries
-from db.base import utcnow
-from db.engine import with_reconnect
-from db.models import Run
-from harness.backends.base import Backend
-from harness.scoring import MetricRow, score_run
-from harness.store_records import generation_totals, store_model_version, store_suite
-from harness.suite import Suite
-from harness.work import Work, plan_work
-from metrics.registry import get_scorer
+from evaltune.db import queries
+from evaltune.db.base import utcnow
+from evaltune.db.engine import with_reconnect
+from evaltune.db.models import Run
+from evaltune.harness.backends.base import Backend
+from evaltune.harness.scoring import MetricRow, score_run
+from evaltune.harness.store_records import generation_totals, store_model_version, store_suite
+from evaltune.harness.suite import Suite
+from evaltune.harness.work import Work, plan_work
+from evaltune.metrics.registry import get_scorer
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
 _log = logging.getLogger("evaltune.run")

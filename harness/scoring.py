@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, joinedload
 
-from db import queries
-from db.models import Generation, RunMetric, SuiteItem
-from metrics.records import Example
-from metrics.registry import get_scorer
+from evaltune.db import queries
+from evaltune.db.models import Generation, RunMetric, SuiteItem
+from evaltune.metrics.records import Example
+from evaltune.metrics.registry import get_scorer
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db import queries
-from db.models import Generation
-from harness.suite import Suite, item_to_dict
+from evaltune.db import queries
+from evaltune.db.models import Generation
+from evaltune.harness.suite import Suite, item_to_dict
 
 
 def store_model_version(session: Session, info: dict[str, Any], fingerprint: str) -> int:

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from harness.backends.base import Backend, GenerationRequest, LoglikelihoodRequest
-from harness.suite import GenerationSettings, Item, Message
+from evaltune.harness.backends.base import Backend, GenerationRequest, LoglikelihoodRequest
+from evaltune.harness.suite import GenerationSettings, Item, Message
 
 
 @dataclass(frozen=True)

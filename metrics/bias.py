@@ -29,13 +29,13 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from metrics.group_gap import PERMUTATIONS, value_gap
-from metrics.hallucination import abstains
-from metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
-from metrics.registry import Aggregate, scorer
-from metrics.representation import GROUP_WORDS
-from metrics.stats import mean_with_ci
-from metrics.toxicity import toxicity_probabilities
+from evaltune.metrics.group_gap import PERMUTATIONS, value_gap
+from evaltune.metrics.hallucination import abstains
+from evaltune.metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
+from evaltune.metrics.registry import Aggregate, scorer
+from evaltune.metrics.representation import GROUP_WORDS
+from evaltune.metrics.stats import mean_with_ci
+from evaltune.metrics.toxicity import toxicity_probabilities
 
 Signal = Callable[[list[str]], list[float]]
 
@@ -172,7 +172,7 @@ def cf_length_gap(examples: Sequence[Example]) -> list[ScoreResult]:
 
 def _cross_value_similarity(examples: Sequence[Example]) -> list[float | None]:
     """Per output: mean cosine between its (neutralised) embedding and those of other-valued variants."""
-    from metrics.embeddings import embed  # loads the MiniLM model on first use
+    from evaltune.metrics.embeddings import embed  # loads the MiniLM model on first use
 
     vectors = embed(neutralised_outputs(examples))
     members: dict[tuple[str, str], list[int]] = defaultdict(list)

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from metrics.embeddings import embed
-from metrics.records import Example, ScoreResult
-from metrics.registry import scorer
-from metrics.sentences import split_sentences
-from metrics.text import tokens
+from evaltune.metrics.embeddings import embed
+from evaltune.metrics.records import Example, ScoreResult
+from evaltune.metrics.registry import scorer
+from evaltune.metrics.sentences import split_sentences
+from evaltune.metrics.text import tokens
 
 _NEEDS_SAMPLES = ScoreResult(
     None, {"reason": "needs other samples of the same item: set generation.samples above 1 in the suite"}

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from metrics.numbers import numbers_in, same_number
-from metrics.records import Example, ScoreResult
-from metrics.registry import scorer
-from metrics.text import normalize
+from evaltune.metrics.numbers import numbers_in, same_number
+from evaltune.metrics.records import Example, ScoreResult
+from evaltune.metrics.registry import scorer
+from evaltune.metrics.text import normalize
 
 log = logging.getLogger(__name__)
 

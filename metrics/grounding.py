@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metrics.embeddings import embed
-from metrics.sentences import split_sentences
-from metrics.text import tokens
+from evaltune.metrics.embeddings import embed
+from evaltune.metrics.sentences import split_sentences
+from evaltune.metrics.text import tokens
 
 # "failed to" / "un-" are left out: paraphrases trade them for each other ("failed to repair" /
 # "left unrepaired"), so counting them flags faithful outputs.

@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from metrics.entities import source_texts
-from metrics.judge_models import ModelRef, contradiction_probabilities, model_from_env, yes_probabilities
-from metrics.records import Example, MetricValue, ScoreResult
-from metrics.registry import Aggregate, mean_aggregate, scorer
-from metrics.sentences import split_sentences
+from evaltune.metrics.entities import source_texts
+from evaltune.metrics.judge_models import ModelRef, contradiction_probabilities, model_from_env, yes_probabilities
+from evaltune.metrics.records import Example, MetricValue, ScoreResult
+from evaltune.metrics.registry import Aggregate, mean_aggregate, scorer
+from evaltune.metrics.sentences import split_sentences
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from functools import cache, lru_cache
 from typing import Any
 
-from metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
-from metrics.registry import Aggregate, scorer
-from metrics.stats import mean_with_ci
-from metrics.text import fold_accents
+from evaltune.metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
+from evaltune.metrics.registry import Aggregate, scorer
+from evaltune.metrics.stats import mean_with_ci
+from evaltune.metrics.text import fold_accents
 
 
 @cache

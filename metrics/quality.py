@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from metrics.records import NOT_APPLICABLE, Example, ScoreResult
-from metrics.registry import scorer
-from metrics.text import contains_phrase, fold_accents, normalize, tokens
+from evaltune.metrics.records import NOT_APPLICABLE, Example, ScoreResult
+from evaltune.metrics.registry import scorer
+from evaltune.metrics.text import contains_phrase, fold_accents, normalize, tokens
 
 
 @scorer("exact_match", family="quality", needs=("reference",))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from metrics.records import Example, ScoreResult
-from metrics.registry import scorer
+from evaltune.metrics.records import Example, ScoreResult
+from evaltune.metrics.registry import scorer
 
 _WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*|\d+(?:[.,]\d+)*")
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from metrics.records import Example, MetricValue, ScoreResult
-from metrics.stats import mean_with_ci
+from evaltune.metrics.records import Example, MetricValue, ScoreResult
+from evaltune.metrics.stats import mean_with_ci
 
 Family = Literal["hallucination", "bias", "quality"]
 Need = Literal["reference", "context", "samples", "group", "logprobs", "judge", "abstention"]
@@ -118,7 +118,7 @@ _SCORER_MODULES_LOADED = False
 def _load_builtin_scorers() -> None:
     """Import every module of the ``metrics`` package once, which runs their ``@scorer`` decorators.
 
-    Done lazily so that ``import metrics.registry`` stays cheap and free of import cycles, and by
+    Done lazily so that ``import evaltune.metrics.registry`` stays cheap and free of import cycles, and by
     discovery so that adding a scorer touches one file. Modules that load models must do so
     inside their scorers, not at import.
     """
@@ -129,7 +129,7 @@ def _load_builtin_scorers() -> None:
     import importlib
     import pkgutil
 
-    import metrics
+    from evaltune import metrics
 
     for module in pkgutil.iter_modules(metrics.__path__):
-        importlib.import_module(f"metrics.{module.name}")
+        importlib.import_module(f"evaltune.metrics.{module.name}")

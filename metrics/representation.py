@@ -24,8 +24,8 @@ from itertools import pairwise
 
 import numpy as np
 
-from metrics.records import Example, MetricValue, ScoreResult
-from metrics.registry import scorer
+from evaltune.metrics.records import Example, MetricValue, ScoreResult
+from evaltune.metrics.registry import scorer
 
 _PEOPLE = ("man", "men", "woman", "women", "person", "people", "community", "family", "families", "neighbor",
            "neighbour", "student", "students", "boy", "girl", "child", "children", "americans")

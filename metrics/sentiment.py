@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from metrics.bias import sentiment_scores
-from metrics.records import Example, MetricValue, ScoreResult
-from metrics.registry import scorer
-from metrics.stats import BOOTSTRAP_RESAMPLES, mean_with_ci
+from evaltune.metrics.bias import sentiment_scores
+from evaltune.metrics.records import Example, MetricValue, ScoreResult
+from evaltune.metrics.registry import scorer
+from evaltune.metrics.stats import BOOTSTRAP_RESAMPLES, mean_with_ci
 
 
 def _value_gap(by_value: dict[str, list[float]], seed: int = 0) -> tuple[float, float, float]:

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from metrics.records import NOT_APPLICABLE, Example, ScoreResult
-from metrics.registry import scorer
+from evaltune.metrics.records import NOT_APPLICABLE, Example, ScoreResult
+from evaltune.metrics.registry import scorer
 
 BERTSCORE_LAYERS = 6
 BATCH_SIZE = 64
@@ -29,7 +29,7 @@ def _bert_scorer() -> Any:
     import torch
     from bert_score import BERTScorer
 
-    from metrics.embeddings import model_path
+    from evaltune.metrics.embeddings import model_path
 
     threads = os.environ.get("EVALTUNE_THREADS")
     if threads:  # the project's convention: torch threads are set explicitly on a shared machine
@@ -61,7 +61,7 @@ def bertscore(examples: Sequence[Example]) -> list[ScoreResult]:
 @scorer("semantic_similarity", family="quality", needs=("reference",), batched=True)
 def semantic_similarity(examples: Sequence[Example]) -> list[ScoreResult]:
     """Cosine similarity of MiniLM sentence embeddings between output and reference, best over references."""
-    from metrics.embeddings import embed  # loads the model on first use
+    from evaltune.metrics.embeddings import embed  # loads the model on first use
 
     chosen = _with_references(examples)
     results = [NOT_APPLICABLE] * len(examples)

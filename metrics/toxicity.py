@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from metrics.records import Example, MetricValue, ScoreResult
-from metrics.registry import scorer
-from metrics.stats import mean_with_ci
+from evaltune.metrics.records import Example, MetricValue, ScoreResult
+from evaltune.metrics.registry import scorer
+from evaltune.metrics.stats import mean_with_ci
 
 TOXIC_THRESHOLD = 0.5
 

@@ -10,12 +10,12 @@ import math
 
 from sqlalchemy.orm import Session
 
-from metrics.paired import benjamini_hochberg, paired_delta
-from metrics.registry import UnknownScorerError, get_scorer
-from metrics.stats import is_binary, mean_with_ci
-from reports.human import human_ratings
-from reports.load import ReportError, RunData, load_lineage, load_run
-from reports.model import ALPHA, BiasGap, FlippedItem, Interval, MetricComparison, Report, TagBreakdown
+from evaltune.metrics.paired import benjamini_hochberg, paired_delta
+from evaltune.metrics.registry import UnknownScorerError, get_scorer
+from evaltune.metrics.stats import is_binary, mean_with_ci
+from evaltune.reports.human import human_ratings
+from evaltune.reports.load import ReportError, RunData, load_lineage, load_run
+from evaltune.reports.model import ALPHA, BiasGap, FlippedItem, Interval, MetricComparison, Report, TagBreakdown
 
 
 def build_report(session: Session, baseline_id: int, candidate_id: int) -> Report:

@@ -9,12 +9,12 @@ from html import escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from db.engine import open_store
-from db.models import ModelVersion, Run, Suite
-from db.queries import lineage
-from reports.load import ReportError
-from reports.markdown import fmt, md_cell
-from reports.model import json_safe
+from evaltune.db.engine import open_store
+from evaltune.db.models import ModelVersion, Run, Suite
+from evaltune.db.queries import lineage
+from evaltune.reports.load import ReportError
+from evaltune.reports.markdown import fmt, md_cell
+from evaltune.reports.model import json_safe
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from html import escape
 
-from reports.gates import GateOutcome
-from reports.markdown import FLIPS_SHOWN, fmt, fmt_interval
-from reports.model import Report
-from reports.svg import delta_plot, distribution_plot, tag_heatmap
+from evaltune.reports.gates import GateOutcome
+from evaltune.reports.markdown import FLIPS_SHOWN, fmt, fmt_interval
+from evaltune.reports.model import Report
+from evaltune.reports.svg import delta_plot, distribution_plot, tag_heatmap
 
 DISTRIBUTIONS_SHOWN = 12
 

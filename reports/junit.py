@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from reports.gates import GateOutcome
+from evaltune.reports.gates import GateOutcome
 
 
 def render_junit(outcome: GateOutcome, suite_name: str = "evaltune.gates") -> str:

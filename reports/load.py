@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Generation, Run, RunMetric, Score, SuiteItem
-from db.queries import lineage
-from db.training import PreferenceDataset, RetuneJob
-from reports.model import RunInfo
+from evaltune.db.models import Generation, Run, RunMetric, Score, SuiteItem
+from evaltune.db.queries import lineage
+from evaltune.db.training import PreferenceDataset, RetuneJob
+from evaltune.reports.model import RunInfo
 
 
 class ReportError(ValueError):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from reports.gates import GateOutcome
-from reports.model import Interval, Report
+from evaltune.reports.gates import GateOutcome
+from evaltune.reports.model import Interval, Report
 
 FLIPS_SHOWN = 20
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from db.engine import open_store
-from reports.compare import build_report
-from reports.gates import GateOutcome
-from reports.html import render_html
-from reports.markdown import render_markdown
-from reports.model import Report, report_to_dict
+from evaltune.db.engine import open_store
+from evaltune.reports.compare import build_report
+from evaltune.reports.gates import GateOutcome
+from evaltune.reports.html import render_html
+from evaltune.reports.markdown import render_markdown
+from evaltune.reports.model import Report, report_to_dict
 
 FORMATS = ("html", "md", "json")
 
@@ -44,7 +44,7 @@ def render_report(report: Report, fmt: str, gates: GateOutcome | None = None) ->
 def gate_runs(baseline_id: int, candidate_id: int, gate_file: str, url: str | None = None
               ) -> tuple[Report, GateOutcome]:
     """Compare two runs and check a gate file; the gate file is read first so that a bad one fails fast."""
-    from reports.gates import check_gates, load_gates
+    from evaltune.reports.gates import check_gates, load_gates
 
     rules = load_gates(gate_file)
     report = compare_runs(baseline_id, candidate_id, url)

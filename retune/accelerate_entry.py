@@ -1,6 +1,6 @@
 """Train from an exported dataset file under ``accelerate launch`` or ``torch.distributed.run`` (DDP).
 
-    accelerate launch --multi_gpu --num_processes 2 -m retune.accelerate_entry \\
+    accelerate launch --multi_gpu --num_processes 2 -m evaltune.retune.accelerate_entry \\
         --base MODEL_DIR --data rows.jsonl --method dpo --output OUT_DIR
 
 Every process runs the same ``retune.train.train``; the Trainer shards the batches and averages gradients
@@ -16,8 +16,8 @@ import json
 import os
 from pathlib import Path
 
-from retune.config import RetuneConfig
-from retune.train import train
+from evaltune.retune.config import RetuneConfig
+from evaltune.retune.train import train
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from db.models import Generation, Suite, SuiteItem
-from db.people import Campaign, CampaignItem, Rating
-from db.training import PreferenceDataset, PreferenceRow
-from retune.strategies import METHOD_OF_STRATEGY, RatingRecord, StrategyParams, build_rows
+from evaltune.db.models import Generation, Suite, SuiteItem
+from evaltune.db.people import Campaign, CampaignItem, Rating
+from evaltune.db.training import PreferenceDataset, PreferenceRow
+from evaltune.retune.strategies import METHOD_OF_STRATEGY, RatingRecord, StrategyParams, build_rows
 
 EXPORT_FORMATS = ("jsonl", "parquet")
 METHOD_COLUMNS = {"dpo": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label"),

@@ -23,20 +23,20 @@ from typing import Any
 import yaml
 from sqlalchemy import select
 
-from db.engine import Store
-from db.models import Run, Score, SuiteItem
-from db.people import CampaignItem, Rating, User
-from db.training import RetuneJob
-from harness.loaders import load as load_suite
-from harness.models import ResolvedModel
-from harness.runner import RunOptions, run_suite
-from harness.suite import item_to_dict
-from retune import jobs
-from retune.config import RetuneConfig
-from retune.datasets import build_dataset
-from retune.reevaluate import EvalSettings, compare_runs
-from retune.strategies import StrategyParams
-from retune.worker import WorkerOptions, run_once
+from evaltune.db.engine import Store
+from evaltune.db.models import Run, Score, SuiteItem
+from evaltune.db.people import CampaignItem, Rating, User
+from evaltune.db.training import RetuneJob
+from evaltune.harness.loaders import load as load_suite
+from evaltune.harness.models import ResolvedModel
+from evaltune.harness.runner import RunOptions, run_suite
+from evaltune.harness.suite import item_to_dict
+from evaltune.retune import jobs
+from evaltune.retune.config import RetuneConfig
+from evaltune.retune.datasets import build_dataset
+from evaltune.retune.reevaluate import EvalSettings, compare_runs
+from evaltune.retune.strategies import StrategyParams
+from evaltune.retune.worker import WorkerOptions, run_once
 
 ABSTAIN = "I don't know."
 SIMULATED_USER = "simulated-rater"
@@ -101,7 +101,7 @@ def _simulated_rating(item: Any, scores: dict[str, float | None]) -> dict[str, A
 
 def simulate_ratings(store: Store, run_id: int) -> int:
     """A campaign on the run, rated by the simulated rater from the run's scores; returns the campaign id."""
-    from feedback_ui.campaigns import create_campaign
+    from evaltune.feedback_ui.campaigns import create_campaign
 
     with store.session_scope() as session:
         campaign = create_campaign(session, None, name=f"demo: simulated ratings of run {run_id}", run_ids=[run_id],

@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.base import utcnow
-from db.models import ModelVersion
-from db.training import PreferenceDataset, RetuneJob
-from retune.config import RetuneConfig
+from evaltune.db.base import utcnow
+from evaltune.db.models import ModelVersion
+from evaltune.db.training import PreferenceDataset, RetuneJob
+from evaltune.retune.config import RetuneConfig
 
 HEARTBEAT_TIMEOUT = timedelta(minutes=5)  # a running job silent this long has lost its worker
 # A worker whose process is gone is dead once it has also missed this many seconds of heartbeats (it sends one

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import ModelVersion, Run
-from db.people import Rating
-from db.queries import lineage
-from db.training import PreferenceDataset, PreferenceRow, RetuneJob
+from evaltune.db.models import ModelVersion, Run
+from evaltune.db.people import Rating
+from evaltune.db.queries import lineage
+from evaltune.db.training import PreferenceDataset, PreferenceRow, RetuneJob
 
 
 def _job_lines(session: Session, job_id: int) -> list[str]:

@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import queries
-from db.models import ModelVersion, Run, Suite
-from harness.backends.hf import adapter_sha256
-from harness.loaders import load as load_suite
-from harness.models import ResolvedModel
-from harness.runner import RunOptions, run_suite
+from evaltune.db import queries
+from evaltune.db.models import ModelVersion, Run, Suite
+from evaltune.harness.backends.hf import adapter_sha256
+from evaltune.harness.loaders import load as load_suite
+from evaltune.harness.models import ResolvedModel
+from evaltune.harness.runner import RunOptions, run_suite
 
 Log = Callable[[str], None]
 
@@ -75,7 +75,7 @@ def _base_run(session: Session, base_id: int, suite_name: str) -> int | None:
 
 def compare_runs(session: Session, baseline_id: int, candidate_id: int) -> list[dict[str, Any]]:
     """Per metric: baseline, candidate, paired delta with its 95% interval and q-value (reports.compare)."""
-    from reports.compare import build_report
+    from evaltune.reports.compare import build_report
 
     report = build_report(session, baseline_id, candidate_id)
     return [{"metric": m.name, "baseline": m.baseline.value, "candidate": m.candidate.value, "delta": m.delta,

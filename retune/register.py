@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import queries
-from db.models import ModelVersion
-from harness.models import ResolvedModel
-from harness.store_records import store_model_version
+from evaltune.db import queries
+from evaltune.db.models import ModelVersion
+from evaltune.harness.models import ResolvedModel
+from evaltune.harness.store_records import store_model_version
 
 
 def register_merged(session: Session, adapter_version: ModelVersion, merged_dir: Path) -> ModelVersion:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from retune.config import RetuneConfig
+from evaltune.retune.config import RetuneConfig
 
 Log = Callable[[str], None]
 MIN_ROWS = 16  # below this, a retune mostly memorises noise: warn

@@ -22,14 +22,14 @@ from typing import Any
 from sqlalchemy import exc
 from sqlalchemy.orm import Session
 
-from db.engine import Store, StoreError, connection_lost, with_reconnect
-from db.models import ModelVersion
-from db.training import RetuneJob
-from retune import jobs
-from retune.config import RetuneConfig
-from retune.datasets import dataset_records
-from retune.reevaluate import EvalSettings, reevaluate, register_and_load
-from retune.register import register_merged
+from evaltune.db.engine import Store, StoreError, connection_lost, with_reconnect
+from evaltune.db.models import ModelVersion
+from evaltune.db.training import RetuneJob
+from evaltune.retune import jobs
+from evaltune.retune.config import RetuneConfig
+from evaltune.retune.datasets import dataset_records
+from evaltune.retune.reevaluate import EvalSettings, reevaluate, register_and_load
+from evaltune.retune.register import register_merged
 
 
 def default_worker_name() -> str:
@@ -153,7 +153,7 @@ def _drop_partial_checkpoints(folder: Path, log: Callable[[str], None]) -> None:
 
 def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[str], None],
              beat: _Heartbeat) -> None:
-    from retune.train import train
+    from evaltune.retune.train import train
 
     config, records, base_location, base_id, suites = _job_inputs(store, job_id)
     if options.eval.threads > 0:

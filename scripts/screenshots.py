@@ -26,10 +26,10 @@ from typing import Any
 
 from seed_large import seed  # type: ignore[import-not-found]  # run from scripts/: python scripts/screenshots.py
 
-from db import open_store
-from feedback_ui import agreement_data, progress, runs_data
-from feedback_ui.auth import Account
-from feedback_ui.queue import claim_next
+from evaltune.db import open_store
+from evaltune.feedback_ui import agreement_data, progress, runs_data
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.queue import claim_next
 
 CHROMIUM = os.environ.get("EVALTUNE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

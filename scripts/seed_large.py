@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from db import queries
-from db.base import utcnow
-from db.engine import Store
-from db.models import Generation, Run, RunMetric, Score
-from db.people import Assignment, CampaignItem, Rating, User
-from feedback_ui.auth import hash_password
-from feedback_ui.campaigns import create_campaign
+from evaltune.db import queries
+from evaltune.db.base import utcnow
+from evaltune.db.engine import Store
+from evaltune.db.models import Generation, Run, RunMetric, Score
+from evaltune.db.people import Assignment, CampaignItem, Rating, User
+from evaltune.feedback_ui.auth import hash_password
+from evaltune.feedback_ui.campaigns import create_campaign
 
 ITEMS = 25_000
 RUNS = 4

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from db.engine import Store, open_store
+from evaltune.db.engine import Store, open_store
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The shared test server trades durability for speed (fsync and synchronous_commit off), so a crash
@@ -154,10 +154,10 @@ def own_postgres() -> Iterator[PostgresServer]:
 
 
 def _rate(url: str, campaign_id: int, user_id: int, name: str, pause_at: int) -> None:
-    from feedback_ui.answers import SingleAnswer
-    from feedback_ui.auth import Account
-    from feedback_ui.queue import claim_next, submit_rating
-    from feedback_ui.sql import in_transaction
+    from evaltune.feedback_ui.answers import SingleAnswer
+    from evaltune.feedback_ui.auth import Account
+    from evaltune.feedback_ui.queue import claim_next, submit_rating
+    from evaltune.feedback_ui.sql import in_transaction
 
     store = open_store(url, upgrade=False)
     account = Account(user_id, name, "annotator")

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from db.engine import open_store
 from evaltune.cli import cli, main
+from evaltune.db.engine import open_store
 from evaltune.errors import click_error_line
 from tests.fixtures.report_seed import seed_runs
 

@@ -26,10 +26,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from db.base import utcnow
-from db.models import SuiteItem
-from db.people import Assignment, CampaignItem, Rating
-from feedback_ui.campaigns import create_campaign
+from evaltune.db.base import utcnow
+from evaltune.db.models import SuiteItem
+from evaltune.db.people import Assignment, CampaignItem, Rating
+from evaltune.feedback_ui.campaigns import create_campaign
 from tests.fault_helpers import PROJECT_ROOT, evaltune, kill_when, opened, read, start, wait_for
 from tests.fixtures.feedback_seed import PASSWORD, seed_store
 from tests.fixtures.postgres import _free_port

@@ -18,14 +18,14 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from db.base import utcnow
-from db.models import ModelVersion
-from db.training import PreferenceDataset, PreferenceRow, RetuneJob
 from evaltune.cli import cli
+from evaltune.db.base import utcnow
+from evaltune.db.models import ModelVersion
+from evaltune.db.training import PreferenceDataset, PreferenceRow, RetuneJob
 from evaltune.errors import UserError
-from harness.backends.hf import adapter_sha256
-from retune import jobs
-from retune.config import RetuneConfig
+from evaltune.harness.backends.hf import adapter_sha256
+from evaltune.retune import jobs
+from evaltune.retune.config import RetuneConfig
 from tests.fault_helpers import evaltune, kill_when, opened, read, start
 
 ROWS = 16  # 2 steps per epoch at batch size 8

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from db import Store, open_store
-from db.people import Assignment
-from feedback_ui.adjudication import adjudicate, item_ratings
-from feedback_ui.agreement import cohen_kappa, krippendorff_alpha, unit_disagreement, units_from_matrix
-from feedback_ui.agreement_data import campaign_agreement, most_disagreed, pair_kappas
-from feedback_ui.answers import PairAnswer, SingleAnswer
-from feedback_ui.auth import PermissionDenied
-from feedback_ui.campaigns import create_campaign
-from feedback_ui.queue import claim_next, submit_rating
+from evaltune.db import Store, open_store
+from evaltune.db.people import Assignment
+from evaltune.feedback_ui.adjudication import adjudicate, item_ratings
+from evaltune.feedback_ui.agreement import cohen_kappa, krippendorff_alpha, unit_disagreement, units_from_matrix
+from evaltune.feedback_ui.agreement_data import campaign_agreement, most_disagreed, pair_kappas
+from evaltune.feedback_ui.answers import PairAnswer, SingleAnswer
+from evaltune.feedback_ui.auth import PermissionDenied
+from evaltune.feedback_ui.campaigns import create_campaign
+from evaltune.feedback_ui.queue import claim_next, submit_rating
 from tests.fixtures.feedback_seed import Seeded, seed_store
 
 _ = None

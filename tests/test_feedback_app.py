@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from db import Store, open_store
-from db.people import CampaignItem, Rating, User
-from feedback_ui.campaigns import create_campaign
+from evaltune.db import Store, open_store
+from evaltune.db.people import CampaignItem, Rating, User
+from evaltune.feedback_ui.campaigns import create_campaign
 from tests.fixtures.feedback_seed import HOSTILE, PASSWORD, Seeded, seed_store
 
 APP = str(Path(__file__).resolve().parent.parent / "feedback_ui" / "app.py")
@@ -103,7 +103,7 @@ def test_the_page_guard_checks_the_stored_role_at_every_run(store: Store, seeded
     def page() -> None:
         import streamlit as st
 
-        from feedback_ui import ui
+        from evaltune.feedback_ui import ui
 
         st.write(f"admin page for {ui.guard('admin').name}")
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from db import open_store
-from db.people import Rating
-from feedback_ui.campaigns import create_campaign
+from evaltune.db import open_store
+from evaltune.db.people import Rating
+from evaltune.feedback_ui.campaigns import create_campaign
 from tests.fixtures.feedback_seed import HOSTILE, PASSWORD, Seeded, seed_store
 
 CHROMIUM = os.environ.get("EVALTUNE_CHROMIUM", "/usr/bin/chromium")

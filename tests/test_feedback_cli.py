@@ -10,13 +10,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from db import open_store
-from db.people import Campaign, User
 from evaltune.cli import cli
 from evaltune.commands.ui_cmd import streamlit_command
-from feedback_ui.answers import PairAnswer, SingleAnswer
-from feedback_ui.auth import authenticate
-from feedback_ui.queue import claim_next, submit_rating
+from evaltune.db import open_store
+from evaltune.db.people import Campaign, User
+from evaltune.feedback_ui.answers import PairAnswer, SingleAnswer
+from evaltune.feedback_ui.auth import authenticate
+from evaltune.feedback_ui.queue import claim_next, submit_rating
 from tests.fixtures.feedback_seed import Seeded, seed_store
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from db import open_store
-from reports.gates import GateFileError, check_gates, load_gates
-from reports.render import compare_runs
+from evaltune.db import open_store
+from evaltune.reports.gates import GateFileError, check_gates, load_gates
+from evaltune.reports.render import compare_runs
 from tests.fixtures.report_seed import SeededRuns, seed_runs
 from tests.test_reports import invoke_main
 

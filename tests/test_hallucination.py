@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from metrics import entities, hallucination
-from metrics.numbers import numbers_in
-from metrics.records import Example
-from metrics.registry import get_scorer
-from metrics.sentences import split_sentences
+from evaltune.metrics import entities, hallucination
+from evaltune.metrics.numbers import numbers_in
+from evaltune.metrics.records import Example
+from evaltune.metrics.registry import get_scorer
+from evaltune.metrics.sentences import split_sentences
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSAGE = (
@@ -145,8 +145,9 @@ def test_self_consistency_needs_samples_and_rewards_agreement() -> None:
 
 
 def test_scorer_modules_import_no_heavy_library() -> None:
-    code = ("import sys; from metrics.registry import all_scorers; all_scorers(); "
-            "import metrics.hallucination, metrics.judges, metrics.consistency, metrics.embeddings; "
+    code = ("import sys; from evaltune.metrics.registry import all_scorers; all_scorers(); "
+            "import evaltune.metrics.hallucination, evaltune.metrics.judges, evaltune.metrics.consistency, "
+            "evaltune.metrics.embeddings; "
             "print([m for m in ('torch', 'transformers', 'spacy', 'sentence_transformers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from metrics.judge_models import ModelLoadError, read_yes_no
-from metrics.records import Example
-from metrics.registry import get_scorer
+from evaltune.metrics.judge_models import ModelLoadError, read_yes_no
+from evaltune.metrics.records import Example
+from evaltune.metrics.registry import get_scorer
 
 PASSAGE = "The Harlow Bridge over the Ness River was completed in 1887. Visitors must not climb the towers."
 

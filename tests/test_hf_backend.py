@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.backends.base import BackendError, GenerationRequest, LoglikelihoodRequest
-from harness.backends.hf import HFBackend, HFConfig, adapter_sha256
-from harness.backends.hf_loglikelihood import encode_pair
-from harness.suite import GenerationSettings, Message
+from evaltune.harness.backends.base import BackendError, GenerationRequest, LoglikelihoodRequest
+from evaltune.harness.backends.hf import HFBackend, HFConfig, adapter_sha256
+from evaltune.harness.backends.hf_loglikelihood import encode_pair
+from evaltune.harness.suite import GenerationSettings, Message
 
 PROMPTS = [
     "The capital of France is",
@@ -74,7 +74,7 @@ def test_greedy_equals_transformers_generate_when_rows_end_early(backend: HFBack
 
 def test_shared_system_prompt_is_computed_once_and_changes_nothing(backend: HFBackend) -> None:
     """Chat prompts with one system prompt share their first tokens: prefill runs them once for the batch."""
-    from harness.backends.hf_prefill import MIN_SHARED, shared_prefix
+    from evaltune.harness.backends.hf_prefill import MIN_SHARED, shared_prefix
 
     system = "You are a careful assistant. Answer briefly, in a few words, and say so when you do not know."
     settings = GenerationSettings(max_new_tokens=12, chat="auto", system_prompt=system, batch_size=8)
@@ -271,7 +271,7 @@ def test_few_shot_primer_runs_once_and_scores_the_same(backend: HFBackend) -> No
 
 
 def test_batch_rows_follow_free_memory(backend: HFBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.backends import hf_memory
+    from evaltune.harness.backends import hf_memory
 
     per_row = hf_memory.row_bytes(backend.model)
     monkeypatch.setattr(hf_memory, "_free_bytes", lambda device: 40 * per_row)
@@ -284,7 +284,7 @@ def test_batch_rows_follow_free_memory(backend: HFBackend, monkeypatch: pytest.M
 
 def test_short_rows_fit_more_of_them(backend: HFBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     """A generation batch is sized for its own longest prompt plus the new tokens, not for a long context."""
-    from harness.backends import hf_memory
+    from evaltune.harness.backends import hf_memory
 
     monkeypatch.setattr(hf_memory, "_free_bytes", lambda device: 4 * hf_memory.row_bytes(backend.model, 64) * 20)
     by_memory = HFBackend.__new__(HFBackend)  # the fixture's backend sets max_batch_size; this one does not

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from harness.backends.hf_cache import CACHE_ARG, RoomyLayer, cache_of, kept_rows, reserve
+from evaltune.harness.backends.hf_cache import CACHE_ARG, RoomyLayer, cache_of, kept_rows, reserve
 
 
 def _steps(model: torch.nn.Module, cache: object, tokens: torch.Tensor, drop_at: int, steps: int,

@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from harness.backends import hf_prefill
-from harness.backends.hf_cache import RoomyLayer, cache_of
-from harness.backends.hf_decode import DecodeLimits, decode
+from evaltune.harness.backends import hf_prefill
+from evaltune.harness.backends.hf_cache import RoomyLayer, cache_of
+from evaltune.harness.backends.hf_decode import DecodeLimits, decode
 
 
 def test_rows_are_grouped_by_length_where_padding_costs_more_than_a_pass() -> None:

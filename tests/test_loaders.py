@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.loaders import FORMATS, bbq, bold, crows_pairs, load, truthfulqa
-from harness.loaders.hub import load_hub
-from harness.suite import Suite, SuiteError
+from evaltune.harness.loaders import FORMATS, bbq, bold, crows_pairs, load, truthfulqa
+from evaltune.harness.loaders.hub import load_hub
+from evaltune.harness.suite import Suite, SuiteError
 
 DATA = Path(__file__).parent / "data" / "suites"
 BBQ_COUNTS = {

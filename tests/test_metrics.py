@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from metrics.hallucination import abstains
-from metrics.records import Example
-from metrics.registry import UnknownScorerError, all_scorers, get_scorer
-from metrics.stats import mean_with_ci, wilson_interval
-from metrics.text import contains_phrase, normalize
+from evaltune.metrics.hallucination import abstains
+from evaltune.metrics.records import Example
+from evaltune.metrics.registry import UnknownScorerError, all_scorers, get_scorer
+from evaltune.metrics.stats import mean_with_ci, wilson_interval
+from evaltune.metrics.text import contains_phrase, normalize
 
 
 def score(name: str, output: str, **fields: object) -> float | None:

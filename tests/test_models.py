@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.base import BackendError, GenerationRequest
-from harness.backends.hf import HFBackend
-from harness.default_model import (
+from evaltune.harness.backends.base import BackendError, GenerationRequest
+from evaltune.harness.backends.hf import HFBackend
+from evaltune.harness.default_model import (
     DEFAULT_HUB_ID,
     GGUF_MEMBER,
     GGUF_SHA256,
@@ -20,8 +20,8 @@ from harness.default_model import (
     ensure_default_model,
     is_converted,
 )
-from harness.models import ResolvedModel, resolve_model, stored_model_id
-from harness.suite import GenerationSettings
+from evaltune.harness.models import ResolvedModel, resolve_model, stored_model_id
+from evaltune.harness.suite import GenerationSettings
 
 
 def test_local_folder_resolves_to_an_absolute_path(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,8 +150,8 @@ def test_default_model_loads_and_answers(tmp_path: Path) -> None:
 def test_the_default_model_lives_in_home_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EVALTUNE_MODEL_CACHE", raising=False)
     monkeypatch.delenv("EVALTUNE_ONLINE", raising=False)
-    from db.engine import open_store
     from evaltune import settings
+    from evaltune.db.engine import open_store
     from evaltune.evaluate import EvaluateRequest, _resolve
 
     resolved = _resolve(EvaluateRequest(suite="smoke"), open_store().sessions)

@@ -12,17 +12,17 @@ import torch
 import yaml
 from sqlalchemy import select
 
-from db.engine import open_store
-from db.models import Generation
+from evaltune.db.engine import open_store
+from evaltune.db.models import Generation
 from evaltune.evaluate import EvaluateRequest, evaluate
-from harness.backends.hf import HFBackend, HFConfig
-from harness.loaders import bbq as bbq_loader
-from harness.loaders import crows_pairs as crows_loader
-from harness.runner import RunOptions, run_suite
-from harness.suite import Suite
-from harness.work import choice_continuations
-from metrics.records import Example, MetricValue
-from metrics.registry import get_scorer
+from evaltune.harness.backends.hf import HFBackend, HFConfig
+from evaltune.harness.loaders import bbq as bbq_loader
+from evaltune.harness.loaders import crows_pairs as crows_loader
+from evaltune.harness.runner import RunOptions, run_suite
+from evaltune.harness.suite import Suite
+from evaltune.harness.work import choice_continuations
+from evaltune.metrics.records import Example, MetricValue
+from evaltune.metrics.registry import get_scorer
 
 LOW, HIGH = -3.0, -1.0  # log-likelihoods that make one choice the pick
 

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import requests
 
-from harness.backends.base import BackendError, GenerationRequest, LoglikelihoodRequest
-from harness.backends.hf import HFBackend, HFConfig
-from harness.backends.openai import OpenAIBackend, OpenAIConfig
-from harness.suite import GenerationSettings, Message
+from evaltune.harness.backends.base import BackendError, GenerationRequest, LoglikelihoodRequest
+from evaltune.harness.backends.hf import HFBackend, HFConfig
+from evaltune.harness.backends.openai import OpenAIBackend, OpenAIConfig
+from evaltune.harness.suite import GenerationSettings, Message
 
 GREEDY = GenerationSettings(max_new_tokens=8)
 PLAIN = GenerationSettings(max_new_tokens=8, chat="never")
@@ -259,7 +259,7 @@ def test_evaltune_run_against_the_served_model_stores_a_scored_run(
     assert summary["stats"]["generated"] == summary["stats"]["outputs"] > 0
     assert {m["name"] for m in summary["metrics"]} >= {"answer_match", "abstention"}
     with store_session() as session:
-        from db.models import Run
+        from evaltune.db.models import Run
 
         run = session.get(Run, summary["run_id"])
         assert run is not None and run.status == "completed"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from metrics.paired import (
+from evaltune.metrics.paired import (
     benjamini_hochberg,
     mcnemar_exact,
     paired_delta,

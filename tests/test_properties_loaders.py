@@ -21,9 +21,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.loaders import load
-from harness.loaders.items import ITEM_KEYS, item_from_dict
-from harness.suite import Item, SuiteError, item_to_dict
+from evaltune.harness.loaders import load
+from evaltune.harness.loaders.items import ITEM_KEYS, item_from_dict
+from evaltune.harness.suite import Item, SuiteError, item_to_dict
 
 SETTINGS = settings(max_examples=60, deadline=None)
 

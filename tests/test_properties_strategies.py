@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retune.strategies import METHOD_OF_STRATEGY, STRATEGIES, RatingRecord, Row, StrategyParams, build_rows
+from evaltune.retune.strategies import METHOD_OF_STRATEGY, STRATEGIES, RatingRecord, Row, StrategyParams, build_rows
 
 SETTINGS = settings(max_examples=80, deadline=None)
 ANCHOR = "I don't know."

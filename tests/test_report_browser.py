@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from db import open_store
-from reports.compare import build_report
-from reports.render import render_report
+from evaltune.db import open_store
+from evaltune.reports.compare import build_report
+from evaltune.reports.render import render_report
 from tests.fixtures.report_seed import HOSTILE, seed_runs
 from tests.test_feedback_browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
 

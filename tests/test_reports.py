@@ -8,15 +8,15 @@ from collections.abc import Iterator
 import pytest
 from scipy import stats
 
-from db import open_store
-from db.engine import Store
 from evaltune.cli import main
-from metrics.paired import benjamini_hochberg
-from reports.compare import build_report
-from reports.history import history_of, render_history
-from reports.load import ReportError
-from reports.model import report_to_dict
-from reports.render import render_report
+from evaltune.db import open_store
+from evaltune.db.engine import Store
+from evaltune.metrics.paired import benjamini_hochberg
+from evaltune.reports.compare import build_report
+from evaltune.reports.history import history_of, render_history
+from evaltune.reports.load import ReportError
+from evaltune.reports.model import report_to_dict
+from evaltune.reports.render import render_report
 from tests.fixtures.report_seed import HOSTILE, SeededRuns, exact_match, fluency, hallucinated, seed_runs
 
 N = 40
@@ -183,7 +183,7 @@ def test_app_compare_page_shows_the_same_report(seeded: tuple[Store, SeededRuns]
     monkeypatch.setenv("EVALTUNE_DB_URL", store_url)
 
     def page() -> None:
-        from feedback_ui.screens import compare
+        from evaltune.feedback_ui.screens import compare
 
         compare.render(None)  # type: ignore[arg-type]
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from db import Store, open_store
-from db.people import CampaignItem, Rating
-from db.training import PreferenceDataset, RetuneJob
-from feedback_ui.campaigns import create_campaign
+from evaltune.db import Store, open_store
+from evaltune.db.people import CampaignItem, Rating
+from evaltune.db.training import PreferenceDataset, RetuneJob
+from evaltune.feedback_ui.campaigns import create_campaign
 from tests.fixtures.feedback_seed import PASSWORD, seed_store
 
 APP = str(Path(__file__).resolve().parent.parent / "feedback_ui" / "app.py")

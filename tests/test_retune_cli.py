@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from click.testing import CliRunner
 
-from db.engine import open_store
 from evaltune.cli import cli
+from evaltune.db.engine import open_store
 from tests.fixtures.retune_seed import rate_base_run
 
 torch.set_num_threads(1)

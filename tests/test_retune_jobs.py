@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from db.engine import open_store
-from db.models import ModelVersion
-from db.training import PreferenceDataset, RetuneJob
-from retune import jobs
-from retune.config import RetuneConfig
+from evaltune.db.engine import open_store
+from evaltune.db.models import ModelVersion
+from evaltune.db.training import PreferenceDataset, RetuneJob
+from evaltune.retune import jobs
+from evaltune.retune.config import RetuneConfig
 
 
 def _queue(url: str, count: int) -> list[int]:

@@ -9,17 +9,17 @@ import torch
 from safetensors.torch import load_file
 from sqlalchemy import select
 
-from db.engine import open_store
-from db.models import ModelVersion, Run
-from db.training import RetuneJob
-from harness.backends.hf import adapter_sha256
-from retune import jobs
-from retune.config import RetuneConfig
-from retune.datasets import build_dataset, dataset_records
-from retune.likelihood import completion_logprobs, load_with_adapter, margins
-from retune.reevaluate import EvalSettings
-from retune.strategies import StrategyParams
-from retune.worker import WorkerOptions, run_once
+from evaltune.db.engine import open_store
+from evaltune.db.models import ModelVersion, Run
+from evaltune.db.training import RetuneJob
+from evaltune.harness.backends.hf import adapter_sha256
+from evaltune.retune import jobs
+from evaltune.retune.config import RetuneConfig
+from evaltune.retune.datasets import build_dataset, dataset_records
+from evaltune.retune.likelihood import completion_logprobs, load_with_adapter, margins
+from evaltune.retune.reevaluate import EvalSettings
+from evaltune.retune.strategies import StrategyParams
+from evaltune.retune.worker import WorkerOptions, run_once
 from tests.fixtures.retune_seed import CORRECTION, rate_base_run
 
 torch.set_num_threads(1)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from retune.config import LoraSettings, RetuneConfig
-from retune.datasets import export_records
-from retune.strategies import RatingRecord, StrategyParams, build_rows
-from retune.train import data_warnings
+from evaltune.retune.config import LoraSettings, RetuneConfig
+from evaltune.retune.datasets import export_records
+from evaltune.retune.strategies import RatingRecord, StrategyParams, build_rows
+from evaltune.retune.train import data_warnings
 
 PROMPT = [{"role": "user", "content": "Capital of Veltravia?"}]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from retune.config import RetuneConfig
-from retune.train import train
+from evaltune.retune.config import RetuneConfig
+from evaltune.retune.train import train
 
 torch.set_num_threads(1)
 SYSTEM = {"role": "system", "content": "Answer briefly."}

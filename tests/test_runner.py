@@ -8,8 +8,8 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from db.engine import open_store
-from db.models import Generation, RunMetric, Score
+from evaltune.db.engine import open_store
+from evaltune.db.models import Generation, RunMetric, Score
 from evaltune.evaluate import EvaluateRequest, evaluate
 
 ITEMS = [

@@ -8,9 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from db.engine import open_store
-from db.models import Generation, RunMetric
 from evaltune.cli import cli
+from evaltune.db.engine import open_store
+from evaltune.db.models import Generation, RunMetric
 
 
 def test_scoring_a_jsonl_file_adds_one_field_per_scorer(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_rescoring_a_stored_run_adds_metrics_without_new_generations(tiny_model_
 def test_every_scorer_loads_offline_as_an_evaluate_module() -> None:
     import evaluate
 
-    from metrics.hf_evaluate import module_path
+    from evaltune.metrics.hf_evaluate import module_path
 
     module = evaluate.load(module_path(), "answer_match")
     result = module.compute(predictions=["It is Paris.", "London"], references=[["Paris"], ["Rome"]])

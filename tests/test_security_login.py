@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from db import Store, open_store
-from db.base import utcnow
-from db.people import LoginAttempt
-from feedback_ui import auth
-from feedback_ui.auth import AuthError, LockedOut, LoginLimits, log_in
+from evaltune.db import Store, open_store
+from evaltune.db.base import utcnow
+from evaltune.db.people import LoginAttempt
+from evaltune.feedback_ui import auth
+from evaltune.feedback_ui.auth import AuthError, LockedOut, LoginLimits, log_in
 from tests.fixtures.feedback_seed import PASSWORD, seed_users
 
 APP = str(Path(__file__).resolve().parent.parent / "feedback_ui" / "app.py")

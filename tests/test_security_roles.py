@@ -18,15 +18,15 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from db import Store, open_store
-from db.people import CampaignAnnotator
-from db.training import PreferenceDataset
-from feedback_ui import adjudication, auth, campaigns, queue, retune_actions, tasks
-from feedback_ui.answers import SingleAnswer
-from feedback_ui.auth import Account, PermissionDenied
-from feedback_ui.screens import PAGES, Page
-from retune.config import RetuneConfig
-from retune.strategies import StrategyParams
+from evaltune.db import Store, open_store
+from evaltune.db.people import CampaignAnnotator
+from evaltune.db.training import PreferenceDataset
+from evaltune.feedback_ui import adjudication, auth, campaigns, queue, retune_actions, tasks
+from evaltune.feedback_ui.answers import SingleAnswer
+from evaltune.feedback_ui.auth import Account, PermissionDenied
+from evaltune.feedback_ui.screens import PAGES, Page
+from evaltune.retune.config import RetuneConfig
+from evaltune.retune.strategies import StrategyParams
 from tests.fixtures.feedback_seed import Seeded, seed_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,8 +105,8 @@ def _open_page(world: World, slug: str, role: str | None) -> AppTest:
 
 def _guarded_page(slug: str) -> None:
     """A script that renders one page behind its guard, as app.py does, whatever the sidebar allows."""
-    from feedback_ui import ui
-    from feedback_ui.screens import PAGES
+    from evaltune.feedback_ui import ui
+    from evaltune.feedback_ui.screens import PAGES
 
     page = next(p for p in PAGES if p.slug == slug)
     page.render(ui.guard(*page.roles))

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select
 
-from db import Store, open_store
-from db.people import Campaign, Rating, User
-from feedback_ui.answers import SingleAnswer
-from feedback_ui.auth import create_user, log_in
-from feedback_ui.campaigns import CampaignError, create_campaign
-from feedback_ui.queue import claim_next, submit_rating
-from feedback_ui.runs_data import OutputFilter, count_outputs
+from evaltune.db import Store, open_store
+from evaltune.db.people import Campaign, Rating, User
+from evaltune.feedback_ui.answers import SingleAnswer
+from evaltune.feedback_ui.auth import create_user, log_in
+from evaltune.feedback_ui.campaigns import CampaignError, create_campaign
+from evaltune.feedback_ui.queue import claim_next, submit_rating
+from evaltune.feedback_ui.runs_data import OutputFilter, count_outputs
 from tests.fixtures.feedback_seed import seed_store
 
 ROOT = Path(__file__).resolve().parent.parent

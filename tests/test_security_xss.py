@@ -22,20 +22,20 @@ from typing import Any
 
 import pytest
 
-from db import Store, open_store, queries
-from db.models import Generation, Run, RunMetric, Score
-from db.people import User
-from db.training import PreferenceDataset
-from feedback_ui.adjudication import adjudicate
-from feedback_ui.answers import SingleAnswer
-from feedback_ui.campaigns import create_campaign
-from feedback_ui.queue import claim_next, submit_rating
-from feedback_ui.views import inline, safe_markdown
-from reports.compare import build_report
-from reports.markdown import FLIPS_SHOWN
-from reports.render import render_report
-from retune import jobs
-from retune.config import RetuneConfig
+from evaltune.db import Store, open_store, queries
+from evaltune.db.models import Generation, Run, RunMetric, Score
+from evaltune.db.people import User
+from evaltune.db.training import PreferenceDataset
+from evaltune.feedback_ui.adjudication import adjudicate
+from evaltune.feedback_ui.answers import SingleAnswer
+from evaltune.feedback_ui.campaigns import create_campaign
+from evaltune.feedback_ui.queue import claim_next, submit_rating
+from evaltune.feedback_ui.views import inline, safe_markdown
+from evaltune.reports.compare import build_report
+from evaltune.reports.markdown import FLIPS_SHOWN
+from evaltune.reports.render import render_report
+from evaltune.retune import jobs
+from evaltune.retune.config import RetuneConfig
 from tests.fixtures.feedback_seed import PASSWORD, password_hash
 from tests.test_feedback_browser import (
     CHROMIUM,
@@ -131,7 +131,7 @@ def seed_hostile(url: str) -> Hostile:
                                guidelines="\n\n".join(PAYLOADS))
     seeded.campaign_names = [u.name for u in users[:-1]]
     seeded.annotator_names = seeded.campaign_names
-    from feedback_ui.auth import Account
+    from evaltune.feedback_ui.auth import Account
 
     raters = [Account(u.id, u.name, u.role) for u in users[:2]]
     item_id = 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from metrics.records import Example
-from metrics.registry import get_scorer
+from evaltune.metrics.records import Example
+from evaltune.metrics.registry import get_scorer
 
 
 def example(output: str, value: str | None = None) -> Example:

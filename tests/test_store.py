@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db import Store, StoreError, metadata, open_store, safe_url
-from db import queries as q
-from db.engine import current_revision, database_url, head_revision, make_engine, upgrade
-from db.models import Generation, ModelVersion, Run, Score, Suite, SuiteItem
-from db.people import Assignment, Campaign, CampaignItem, Rating, User
-from db.training import PreferenceDataset, PreferenceRow, RetuneJob
+from evaltune.db import Store, StoreError, metadata, open_store, safe_url
+from evaltune.db import queries as q
+from evaltune.db.engine import current_revision, database_url, head_revision, make_engine, upgrade
+from evaltune.db.models import Generation, ModelVersion, Run, Score, Suite, SuiteItem
+from evaltune.db.people import Assignment, Campaign, CampaignItem, Rating, User
+from evaltune.db.training import PreferenceDataset, PreferenceRow, RetuneJob
 
 ITEMS = [
     {"key": "q1", "input": "Capital of France?", "references": ["Paris"], "tags": ["geo"]},

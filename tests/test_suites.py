@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.builtin import builtin_path, builtin_suites
-from harness.loaders import load, load_suite
-from harness.suite import Message, SuiteError
+from evaltune.harness.builtin import builtin_path, builtin_suites
+from evaltune.harness.loaders import load, load_suite
+from evaltune.harness.suite import Message, SuiteError
 
 DATA = Path(__file__).parent / "data" / "suites"
 

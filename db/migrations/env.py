@@ -13,9 +13,9 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy import JSON, Connection
 
-from db import metadata
-from db.base import UTCDateTime
-from db.engine import database_url, make_engine
+from evaltune.db import metadata
+from evaltune.db.base import UTCDateTime
+from evaltune.db.engine import database_url, make_engine
 
 config = context.config
 if config.config_file_name and "connection" not in config.attributes:

@@ -47,9 +47,9 @@ def campaigns() -> None:
 def create(runs_text: str, filters: tuple[str, ...], overlap: int, guidelines: Path | None, pairwise: bool,
            name: str) -> None:
     """Create a campaign from runs; prints its id and how many items it has."""
-    from db.engine import open_store
-    from feedback_ui.campaigns import CampaignError, create_campaign
-    from feedback_ui.progress import campaign_progress
+    from evaltune.db.engine import open_store
+    from evaltune.feedback_ui.campaigns import CampaignError, create_campaign
+    from evaltune.feedback_ui.progress import campaign_progress
 
     text = _guidelines(guidelines) if guidelines else ""
     with user_errors():
@@ -71,7 +71,7 @@ def create(runs_text: str, filters: tuple[str, ...], overlap: int, guidelines: P
 @campaigns.command("list")
 def list_campaigns() -> None:
     """Every campaign with its progress."""
-    from feedback_ui.progress import campaign_progress
+    from evaltune.feedback_ui.progress import campaign_progress
 
     with store_session() as session:
         rows = campaign_progress(session)

@@ -33,9 +33,9 @@ def data() -> None:
 def build(campaign_id: int, strategy: str, min_gap: float, min_agreement: float, weight_by_agreement: bool,
           holdout: float, seed: int, name: str) -> None:
     """Build and store a dataset from a campaign's ratings; prints its id and what was kept and dropped."""
-    from db.engine import open_store
-    from retune.datasets import build_dataset
-    from retune.strategies import StrategyParams
+    from evaltune.db.engine import open_store
+    from evaltune.retune.datasets import build_dataset
+    from evaltune.retune.strategies import StrategyParams
 
     try:
         params = StrategyParams(min_gap=min_gap, min_agreement=min_agreement, holdout=holdout, seed=seed,
@@ -66,8 +66,8 @@ def build(campaign_id: int, strategy: str, min_gap: float, min_agreement: float,
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 def export(dataset_id: int, fmt: str, split: str, output: Path) -> None:
     """Write a dataset's rows in TRL's columns (prompt/chosen/rejected, prompt/completion/label, ...)."""
-    from db.engine import open_store
-    from retune.datasets import dataset_records, export_records
+    from evaltune.db.engine import open_store
+    from evaltune.retune.datasets import dataset_records, export_records
 
     with user_errors():
         store = open_store()
@@ -93,8 +93,8 @@ def export(dataset_id: int, fmt: str, split: str, output: Path) -> None:
 def import_file(file: Path, method: str | None, name: str) -> None:
     """Store a JSON Lines file in TRL's columns (an export, or rows made elsewhere) as a dataset to retune on.
     Every row is checked first: a bad row stores nothing."""
-    from db.engine import open_store
-    from retune.datasets import DatasetFileError, import_dataset
+    from evaltune.db.engine import open_store
+    from evaltune.retune.datasets import DatasetFileError, import_dataset
 
     with user_errors():
         store = open_store()

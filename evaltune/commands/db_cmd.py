@@ -15,8 +15,8 @@ def db() -> None:
 @db.command()
 def upgrade() -> None:
     """Apply pending schema migrations (they also apply automatically on first use)."""
-    from db.engine import current_revision, database_url, make_engine, safe_url
-    from db.engine import upgrade as apply_migrations
+    from evaltune.db.engine import current_revision, database_url, make_engine, safe_url
+    from evaltune.db.engine import upgrade as apply_migrations
 
     with user_errors():
         engine = make_engine()

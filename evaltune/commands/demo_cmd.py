@@ -26,11 +26,11 @@ def _line(label: str, row: dict[str, Any]) -> str:
 def demo(model_spec: str, train_share: float, epochs: float, learning_rate: float) -> None:
     """Run the whole loop with no person: base runs, simulated ratings (marked simulated in the store),
     a DPO retune, a re-run of the held-out items, and the comparison with wall times."""
-    from db.engine import open_store
     from evaltune import settings
-    from harness.models import resolve_model
-    from retune.config import RetuneConfig
-    from retune.demo import DemoOptions, run_demo
+    from evaltune.db.engine import open_store
+    from evaltune.harness.models import resolve_model
+    from evaltune.retune.config import RetuneConfig
+    from evaltune.retune.demo import DemoOptions, run_demo
 
     options = DemoOptions(home=settings.home(), train_share=train_share, threads=settings.threads(),
                           code_version=settings.code_version(),

@@ -12,9 +12,9 @@ from evaltune.commands.report_cmd import report_errors
 
 def apply_gate(baseline: int, candidate: int, gate_file: str, junit: str | None, summary: str | None) -> bool:
     """Check the gate, print one line per rule, write JUnit / Markdown when asked; True when all pass."""
-    from reports.junit import render_junit
-    from reports.markdown import render_markdown
-    from reports.render import gate_runs
+    from evaltune.reports.junit import render_junit
+    from evaltune.reports.markdown import render_markdown
+    from evaltune.reports.render import gate_runs
 
     with report_errors():
         result, outcome = gate_runs(baseline, candidate, gate_file)

@@ -17,8 +17,8 @@ def jobs() -> None:
 @click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]))
 def list_jobs(status: str | None) -> None:
     """The most recent jobs first."""
-    from retune.jobs import list_jobs as query
-    from retune.jobs import why_dead
+    from evaltune.retune.jobs import list_jobs as query
+    from evaltune.retune.jobs import why_dead
 
     with store_session() as session:
         rows = [(j.id, j.status, j.method, j.dataset_id, j.base_model_id, j.output_model_id, j.worker, why_dead(j))
@@ -37,8 +37,8 @@ def list_jobs(status: str | None) -> None:
 @click.argument("job_id", type=int)
 def show(job_id: int) -> None:
     """One job: settings, state, result, follow-up runs and its full log."""
-    from db.training import RetuneJob
-    from retune.jobs import why_dead
+    from evaltune.db.training import RetuneJob
+    from evaltune.retune.jobs import why_dead
 
     with store_session() as session:
         job = session.get(RetuneJob, job_id)
@@ -63,9 +63,9 @@ def show(job_id: int) -> None:
 @click.argument("job_id", type=int)
 def cancel(job_id: int) -> None:
     """Cancel a queued job, or ask the worker of a running one to stop at its next step."""
-    from db.engine import open_store
-    from retune.jobs import JobError
-    from retune.jobs import cancel as cancel_job
+    from evaltune.db.engine import open_store
+    from evaltune.retune.jobs import JobError
+    from evaltune.retune.jobs import cancel as cancel_job
 
     with user_errors():
         store = open_store()
@@ -83,8 +83,8 @@ def cancel(job_id: int) -> None:
 @click.argument("job_id", type=int)
 def retry(job_id: int) -> None:
     """Queue a failed or cancelled job again; its training resumes from its last checkpoint."""
-    from retune.jobs import JobError
-    from retune.jobs import retry as retry_job
+    from evaltune.retune.jobs import JobError
+    from evaltune.retune.jobs import retry as retry_job
 
     try:
         with store_session() as session:

@@ -11,8 +11,8 @@ from evaltune.errors import UserError, user_errors
 @click.argument("spec")
 def lineage(spec: str) -> None:
     """Show where SPEC (model:ID, run:ID, or a model version id) came from, back to the base model."""
-    from db.engine import open_store
-    from retune.lineage import trace
+    from evaltune.db.engine import open_store
+    from evaltune.retune.lineage import trace
 
     with user_errors():
         store = open_store()

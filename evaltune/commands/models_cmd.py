@@ -15,7 +15,7 @@ def models() -> None:
 @models.command("list")
 def list_models() -> None:
     """Every stored model version: id, name, backend, location, parent (for adapters)."""
-    from db import queries
+    from evaltune.db import queries
 
     with store_session() as session:
         rows = queries.list_model_versions(session)

@@ -21,9 +21,9 @@ def ratings() -> None:
               help="File to write (replaced only once the export is complete).")
 def export(campaign_id: int | None, fmt: str, output: Path) -> None:
     """Write one row per rating, with its prompt and output(s); A/B choices name the preferred generation."""
-    from db.engine import open_store
-    from db.people import Campaign
-    from feedback_ui.export import export_ratings
+    from evaltune.db.engine import open_store
+    from evaltune.db.people import Campaign
+    from evaltune.feedback_ui.export import export_ratings
 
     with user_errors():
         store = open_store()

@@ -14,8 +14,8 @@ from evaltune.errors import UserError, user_errors
 @contextmanager
 def report_errors() -> Iterator[None]:
     """The report's and the gate file's user errors as ``UserError`` (one line, exit 2)."""
-    from reports.gates import GateFileError
-    from reports.load import ReportError
+    from evaltune.reports.gates import GateFileError
+    from evaltune.reports.load import ReportError
 
     with user_errors():
         try:
@@ -47,10 +47,10 @@ def report(baseline: int | None, candidate: int | None, fmt: str, output: str | 
 
     With --history SUITE instead: each metric over the runs of a suite, as a table (md/json) or plot (html).
     """
-    from reports.render import compare_runs, render_report
+    from evaltune.reports.render import compare_runs, render_report
 
     if history_suite:
-        from reports.history import history_of, render_history
+        from evaltune.reports.history import history_of, render_history
 
         with report_errors():
             trend = history_of(history_suite, model=model, metric=metric)

@@ -10,7 +10,7 @@ import click
 from evaltune.errors import UserError, user_errors
 
 if TYPE_CHECKING:
-    from db.engine import Store
+    from evaltune.db.engine import Store
 
 
 @click.command()
@@ -34,10 +34,10 @@ def retune(model_spec: str, dataset_id: int, method: str | None, eval_suites: tu
            here: bool) -> None:
     """Queue a retune job; prints its id. A worker ('evaltune worker') trains it, registers the adapter as a
     model version and re-runs the --eval-after suites on it."""
-    from db.engine import open_store
     from evaltune import settings
-    from retune import jobs
-    from retune.config import LoraSettings, RetuneConfig
+    from evaltune.db.engine import open_store
+    from evaltune.retune import jobs
+    from evaltune.retune.config import LoraSettings, RetuneConfig
 
     with user_errors():
         store = open_store()
@@ -59,8 +59,8 @@ def retune(model_spec: str, dataset_id: int, method: str | None, eval_suites: tu
         raise
     click.echo(f"job {job_id} queued: {config.method} on dataset {dataset_id}, base model version {base_id}")
     if here:
-        from retune.reevaluate import EvalSettings
-        from retune.worker import WorkerOptions, run_once
+        from evaltune.retune.reevaluate import EvalSettings
+        from evaltune.retune.worker import WorkerOptions, run_once
 
         options = WorkerOptions(home=settings.home(), eval=EvalSettings(seed=seed, threads=settings.threads(),
                                                                         code_version=settings.code_version()))
@@ -71,8 +71,8 @@ def retune(model_spec: str, dataset_id: int, method: str | None, eval_suites: tu
 
 
 def _dataset_method(store: Store, dataset_id: int) -> str:
-    from db.training import PreferenceDataset
-    from retune.datasets import dataset_method
+    from evaltune.db.training import PreferenceDataset
+    from evaltune.retune.datasets import dataset_method
 
     with store.sessions() as session:
         dataset = session.get(PreferenceDataset, dataset_id)
@@ -83,10 +83,10 @@ def _dataset_method(store: Store, dataset_id: int) -> str:
 
 def _base_model_id(store: Store, model_spec: str) -> int:
     """The stored model version ``model_spec`` names, or the one it is registered as (loading it once)."""
-    from db.models import ModelVersion
     from evaltune import settings
-    from harness.models import resolve_model, stored_model_id
-    from retune.register import register_base
+    from evaltune.db.models import ModelVersion
+    from evaltune.harness.models import resolve_model, stored_model_id
+    from evaltune.retune.register import register_base
 
     base_id = stored_model_id(model_spec)
     if base_id is not None:
@@ -100,7 +100,7 @@ def _base_model_id(store: Store, model_spec: str) -> int:
 
 
 def _follow(store: Store, job_id: int, poll_s: float = 2.0) -> None:
-    from db.training import RetuneJob
+    from evaltune.db.training import RetuneJob
 
     shown = 0
     while True:

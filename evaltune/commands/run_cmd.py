@@ -57,7 +57,7 @@ def run(suite: str, model: str, adapter: str | None, model_name: str | None, sco
         raise UserError("--gate needs --baseline RUN_ID (the run to compare against)")
     if gate_file:
         from evaltune.commands.report_cmd import report_errors
-        from reports.gates import load_gates
+        from evaltune.reports.gates import load_gates
 
         with report_errors():  # a bad gate file should fail before the run, not after it
             load_gates(gate_file)
@@ -81,7 +81,7 @@ def run(suite: str, model: str, adapter: str | None, model_name: str | None, sco
 def _compare(baseline: int, candidate: int, gate_file: str | None) -> None:
     from evaltune.commands.gate_cmd import apply_gate
     from evaltune.commands.report_cmd import report_errors
-    from reports.render import compare_runs, render_report
+    from evaltune.reports.render import compare_runs, render_report
 
     click.echo("")
     if gate_file:

@@ -19,7 +19,7 @@ def runs() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 def list_runs(limit: int) -> None:
     """The latest runs: id, status, suite, model, outputs, date."""
-    from db import queries
+    from evaltune.db import queries
 
     with store_session() as session:
         rows = queries.list_runs(session, limit=limit)
@@ -37,7 +37,7 @@ def list_runs(limit: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Everything about the run as JSON.")
 def show_run(run_id: int, as_json: bool) -> None:
     """A run's settings, timings and metrics with 95% intervals."""
-    from db.models import Run
+    from evaltune.db.models import Run
     from evaltune.summary import metrics_table, run_as_dict
 
     with store_session() as session:

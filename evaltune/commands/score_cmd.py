@@ -46,8 +46,8 @@ def score(run_id: int | None, scorers: str, input_file: str | None, output_file:
 
 
 def _rescore_run(run_id: int, names: list[str]) -> list[dict[str, Any]]:
-    from db.models import Run
-    from harness.scoring import score_run
+    from evaltune.db.models import Run
+    from evaltune.harness.scoring import score_run
 
     with store_session() as session:
         run = session.get(Run, run_id)

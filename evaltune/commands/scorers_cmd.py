@@ -13,7 +13,7 @@ def scorers() -> None:
 @scorers.command("list")
 def list_scorers() -> None:
     """Every scorer: name, family, direction, what it needs, and what it measures."""
-    from metrics.registry import all_scorers
+    from evaltune.metrics.registry import all_scorers
 
     specs = all_scorers()
     width = max(len(spec.name) for spec in specs)

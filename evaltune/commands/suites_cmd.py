@@ -17,8 +17,8 @@ def suites() -> None:
 @suites.command("list")
 def list_suites() -> None:
     """The built-in suites, with their item counts and scorers."""
-    from harness.builtin import builtin_suites
-    from harness.loaders import load
+    from evaltune.harness.builtin import builtin_suites
+    from evaltune.harness.loaders import load
 
     for name, path in sorted(builtin_suites().items()):
         with user_errors():
@@ -32,8 +32,8 @@ def list_suites() -> None:
 @click.argument("file")
 def validate(file: str) -> None:
     """Check a suite file (or built-in name): items, fields, scorer names. Exit 2 with the first error."""
-    from harness.loaders import load
-    from metrics.registry import get_scorer
+    from evaltune.harness.loaders import load
+    from evaltune.metrics.registry import get_scorer
 
     with user_errors():
         suite = load(file)

@@ -15,7 +15,7 @@ def streamlit_command(host: str, port: int) -> list[str]:
     An unexpected error shows the browser only its type: its message and traceback (which can hold SQL, stored
     text or a path) go to this terminal, not to whoever is using the app.
     """
-    import feedback_ui
+    from evaltune import feedback_ui
 
     app = Path(feedback_ui.__file__).resolve().parent / "app.py"
     return [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
@@ -29,7 +29,7 @@ def streamlit_command(host: str, port: int) -> list[str]:
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
 def ui(host: str, port: int) -> None:
     """Start the rating app; log in with an account from 'evaltune users add'."""
-    from db.engine import open_store
+    from evaltune.db.engine import open_store
     from evaltune.errors import user_errors
 
     with user_errors():

@@ -23,13 +23,13 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def add(name: str, role: str, password_stdin: bool) -> None:
     """Add an account; prompts for its password (at least 8 characters) unless --password-stdin."""
-    from feedback_ui.auth import AuthError, create_user
+    from evaltune.feedback_ui.auth import AuthError, create_user
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    from db.engine import open_store
+    from evaltune.db.engine import open_store
 
     with user_errors():
         store = open_store()
@@ -46,7 +46,7 @@ def add(name: str, role: str, password_stdin: bool) -> None:
 @users.command("list")
 def list_users() -> None:
     """Every account: id, name, role, active."""
-    from feedback_ui.auth import list_users as stored_users
+    from evaltune.feedback_ui.auth import list_users as stored_users
 
     with store_session() as session:
         rows = stored_users(session)

@@ -9,7 +9,7 @@ import click
 from evaltune.errors import user_errors
 
 if TYPE_CHECKING:
-    from db.engine import Store
+    from evaltune.db.engine import Store
 
 
 @click.command()
@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 @click.option("--name", default="", help="This worker's name in the store (default host:pid).")
 def worker(once: bool, poll_s: float, eval_limit: int | None, name: str) -> None:
     """Claim queued retune jobs and run them: train, register the adapter, re-evaluate."""
-    from db.engine import open_store
     from evaltune import settings
-    from retune.reevaluate import EvalSettings
-    from retune.worker import WorkerOptions, default_worker_name, run_forever, run_once
+    from evaltune.db.engine import open_store
+    from evaltune.retune.reevaluate import EvalSettings
+    from evaltune.retune.worker import WorkerOptions, default_worker_name, run_forever, run_once
 
     options = WorkerOptions(home=settings.home(), name=name or default_worker_name(),
                             eval=EvalSettings(limit=eval_limit, threads=settings.threads(),
@@ -42,7 +42,7 @@ def worker(once: bool, poll_s: float, eval_limit: int | None, name: str) -> None
 
 
 def _outcome(store: Store, job_id: int) -> str:
-    from db.training import RetuneJob
+    from evaltune.db.training import RetuneJob
 
     with store.sessions() as session:
         job = session.get_one(RetuneJob, job_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from feedback_ui.auth import Account
-from feedback_ui.screens import (
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.screens import (
     adjudicate,
     agreement,
     campaigns,

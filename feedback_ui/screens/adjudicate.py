@@ -6,12 +6,12 @@ from typing import Any
 
 import streamlit as st
 
-from feedback_ui import ui
-from feedback_ui.adjudication import adjudicate, item_ratings
-from feedback_ui.agreement_data import most_disagreed, questions
-from feedback_ui.auth import Account
-from feedback_ui.campaigns import list_campaigns
-from feedback_ui.views import inline, plain
+from evaltune.feedback_ui import ui
+from evaltune.feedback_ui.adjudication import adjudicate, item_ratings
+from evaltune.feedback_ui.agreement_data import most_disagreed, questions
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.campaigns import list_campaigns
+from evaltune.feedback_ui.views import inline, plain
 
 OPTIONS: dict[str, list[Any]] = {
     "likert": [1, 2, 3, 4, 5],

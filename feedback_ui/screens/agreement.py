@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from feedback_ui import ui
-from feedback_ui.agreement_data import campaign_agreement, most_disagreed, pair_kappas, questions
-from feedback_ui.auth import Account
-from feedback_ui.campaigns import list_campaigns
+from evaltune.feedback_ui import ui
+from evaltune.feedback_ui.agreement_data import campaign_agreement, most_disagreed, pair_kappas, questions
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.campaigns import list_campaigns
 
 
 def _fmt(value: float | None) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from feedback_ui import ui
-from feedback_ui.auth import Account, list_users
-from feedback_ui.campaigns import (
+from evaltune.feedback_ui import ui
+from evaltune.feedback_ui.auth import Account, list_users
+from evaltune.feedback_ui.campaigns import (
     FILTER_HELP,
     CampaignError,
     annotators_by_campaign,
@@ -14,8 +14,8 @@ from feedback_ui.campaigns import (
     list_campaigns,
     set_status,
 )
-from feedback_ui.runs_data import runs_table
-from feedback_ui.views import inline
+from evaltune.feedback_ui.runs_data import runs_table
+from evaltune.feedback_ui.views import inline
 
 
 def render(account: Account) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import streamlit as st
 import streamlit.components.v1 as components
 
-from feedback_ui import ui
-from feedback_ui.auth import Account
-from feedback_ui.runs_data import runs_table
-from feedback_ui.views import inline
-from reports.compare import build_report
-from reports.load import ReportError
-from reports.render import render_report
+from evaltune.feedback_ui import ui
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.runs_data import runs_table
+from evaltune.feedback_ui.views import inline
+from evaltune.reports.compare import build_report
+from evaltune.reports.load import ReportError
+from evaltune.reports.render import render_report
 
 
 def render(account: Account) -> None:

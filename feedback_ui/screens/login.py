@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from feedback_ui import ui
-from feedback_ui.auth import AuthError, log_in
-from feedback_ui.views import inline
+from evaltune.feedback_ui import ui
+from evaltune.feedback_ui.auth import AuthError, log_in
+from evaltune.feedback_ui.views import inline
 
 
 def client_address() -> str | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from feedback_ui import ui
-from feedback_ui.auth import Account
-from feedback_ui.progress import annotator_progress, campaign_progress
+from evaltune.feedback_ui import ui
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.progress import annotator_progress, campaign_progress
 
 
 def render(account: Account) -> None:

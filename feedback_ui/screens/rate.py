@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from feedback_ui import ui
-from feedback_ui.answers import CHOICE_LABELS, CHOICES, PairAnswer, SingleAnswer
-from feedback_ui.auth import Account
-from feedback_ui.campaigns import campaigns_for
-from feedback_ui.progress import my_progress
-from feedback_ui.queue import QueueError, claim_next, skip, submit_rating
-from feedback_ui.tasks import Task, load_task
-from feedback_ui.views import inline, plain, safe_markdown
+from evaltune.feedback_ui import ui
+from evaltune.feedback_ui.answers import CHOICE_LABELS, CHOICES, PairAnswer, SingleAnswer
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.campaigns import campaigns_for
+from evaltune.feedback_ui.progress import my_progress
+from evaltune.feedback_ui.queue import QueueError, claim_next, skip, submit_rating
+from evaltune.feedback_ui.tasks import Task, load_task
+from evaltune.feedback_ui.views import inline, plain, safe_markdown
 
 LIKERT_LABELS = {1: "1 very poor", 2: "2 poor", 3: "3 acceptable", 4: "4 good", 5: "5 excellent"}
 

@@ -11,17 +11,17 @@ import streamlit as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import ModelVersion
-from db.training import PreferenceDataset
-from feedback_ui import ui
-from feedback_ui.auth import Account
-from feedback_ui.campaigns import list_campaigns
-from feedback_ui.retune_actions import build_dataset_as, cancel_job_as, queue_job_as
-from feedback_ui.views import inline, plain
-from retune import jobs
-from retune.config import RetuneConfig
-from retune.datasets import dataset_method
-from retune.strategies import STRATEGIES, StrategyParams
+from evaltune.db.models import ModelVersion
+from evaltune.db.training import PreferenceDataset
+from evaltune.feedback_ui import ui
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.campaigns import list_campaigns
+from evaltune.feedback_ui.retune_actions import build_dataset_as, cancel_job_as, queue_job_as
+from evaltune.feedback_ui.views import inline, plain
+from evaltune.retune import jobs
+from evaltune.retune.config import RetuneConfig
+from evaltune.retune.datasets import dataset_method
+from evaltune.retune.strategies import STRATEGIES, StrategyParams
 
 
 def render(account: Account) -> None:

@@ -6,10 +6,10 @@ import math
 
 import streamlit as st
 
-from feedback_ui import ui
-from feedback_ui.auth import Account
-from feedback_ui.campaigns import CampaignError
-from feedback_ui.runs_data import (
+from evaltune.feedback_ui import ui
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.campaigns import CampaignError
+from evaltune.feedback_ui.runs_data import (
     PAGE_SIZE,
     OutputFilter,
     count_outputs,
@@ -18,7 +18,7 @@ from feedback_ui.runs_data import (
     run_metrics,
     runs_table,
 )
-from feedback_ui.views import inline, plain
+from evaltune.feedback_ui.views import inline, plain
 
 
 def render(account: Account) -> None:

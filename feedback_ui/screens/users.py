@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from db.people import ROLES
-from feedback_ui import ui
-from feedback_ui.auth import Account, AuthError, add_user, list_users, set_active
-from feedback_ui.views import inline
+from evaltune.db.people import ROLES
+from evaltune.feedback_ui import ui
+from evaltune.feedback_ui.auth import Account, AuthError, add_user, list_users, set_active
+from evaltune.feedback_ui.views import inline
 
 
 def render(account: Account) -> None:

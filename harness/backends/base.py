@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from harness.suite import GenerationSettings, Message
+from evaltune.harness.suite import GenerationSettings, Message
 
 
 @dataclass(frozen=True)

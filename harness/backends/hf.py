@@ -12,9 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import BackendError, Completion, GenerationRequest, Loglikelihood, LoglikelihoodRequest
-from harness.backends.hf_memory import batch_rows_for_memory
-from harness.suite import GenerationSettings, Message
+from evaltune.harness.backends.base import (
+    BackendError,
+    Completion,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+)
+from evaltune.harness.backends.hf_memory import batch_rows_for_memory
+from evaltune.harness.suite import GenerationSettings, Message
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -125,7 +131,7 @@ class HFBackend:
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """One completion per request, in request order; batched, and identical to one-at-a-time when greedy."""
-        from harness.backends.hf_generate import generate_all
+        from evaltune.harness.backends.hf_generate import generate_all
 
         rendered = [
             r if isinstance(r.prompt, str) else GenerationRequest(self.render(r.prompt, r.settings), r.settings, r.seed)
@@ -139,7 +145,7 @@ class HFBackend:
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
         """lm-eval-compatible log P(continuation | context), each distinct context computed once."""
-        from harness.backends.hf_loglikelihood import score_requests
+        from evaltune.harness.backends.hf_loglikelihood import score_requests
 
         return score_requests(self.model, self.tokenizer, requests, self.max_batch_size)
 

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from harness.backends.hf_cache import CACHE_ARG, cache_of, kept_rows, reserve
-from harness.backends.hf_prefill import prefill
+from evaltune.harness.backends.hf_cache import CACHE_ARG, cache_of, kept_rows, reserve
+from evaltune.harness.backends.hf_prefill import prefill
 
 
 class SeededSampler:

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from harness.backends.base import Completion, GenerationRequest
-from harness.backends.hf_decode import DecodeLimits, SeededSampler, decode
-from harness.suite import GenerationSettings
+from evaltune.harness.backends.base import Completion, GenerationRequest
+from evaltune.harness.backends.hf_decode import DecodeLimits, SeededSampler, decode
+from evaltune.harness.suite import GenerationSettings
 
 
 def generate_all(

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from harness.backends.base import Loglikelihood, LoglikelihoodRequest
-from harness.backends.hf_cache import CACHE_ARG, cache_of
-from harness.backends.hf_prefill import prefill
+from evaltune.harness.backends.base import Loglikelihood, LoglikelihoodRequest
+from evaltune.harness.backends.hf_cache import CACHE_ARG, cache_of
+from evaltune.harness.backends.hf_prefill import prefill
 
 
 @dataclass(frozen=True)

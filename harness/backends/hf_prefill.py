@@ -18,7 +18,7 @@ import torch
 from transformers import DynamicCache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from harness.backends.hf_cache import CACHE_ARG, RoomyLayer, cache_of
+from evaltune.harness.backends.hf_cache import CACHE_ARG, RoomyLayer, cache_of
 
 MIN_SHARED = 16  # shorter shared prefixes are not worth a forward pass of their own
 

@@ -23,8 +23,14 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from harness.backends.base import BackendError, Completion, GenerationRequest, Loglikelihood, LoglikelihoodRequest
-from harness.suite import GenerationSettings, Message
+from evaltune.harness.backends.base import (
+    BackendError,
+    Completion,
+    GenerationRequest,
+    Loglikelihood,
+    LoglikelihoodRequest,
+)
+from evaltune.harness.suite import GenerationSettings, Message
 
 MODES = ("auto", "chat", "completions")
 _RETRY_STATUS = {429, 500, 502, 503, 504}

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.builtin import builtin_path, builtin_suites
-from harness.loaders.formats import FORMATS, HUB_FORMAT, FormatLoader
-from harness.loaders.generic import load as load_items_file
-from harness.loaders.hub import load_hub
-from harness.loaders.yaml_suite import load_suite
-from harness.suite import Suite, SuiteError
+from evaltune.harness.builtin import builtin_path, builtin_suites
+from evaltune.harness.loaders.formats import FORMATS, HUB_FORMAT, FormatLoader
+from evaltune.harness.loaders.generic import load as load_items_file
+from evaltune.harness.loaders.hub import load_hub
+from evaltune.harness.loaders.yaml_suite import load_suite
+from evaltune.harness.suite import Suite, SuiteError
 
 __all__ = ["FORMATS", "FormatLoader", "load", "load_suite"]
 

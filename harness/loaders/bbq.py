@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.loaders.checks import check_limit, describe, require_keys
-from harness.loaders.files import items_from_files, jsonl_records, read_text
-from harness.suite import GenerationSettings, Item, Suite, SuiteError
+from evaltune.harness.loaders.checks import check_limit, describe, require_keys
+from evaltune.harness.loaders.files import items_from_files, jsonl_records, read_text
+from evaltune.harness.suite import GenerationSettings, Item, Suite, SuiteError
 
 KEYS = (
     "example_id",

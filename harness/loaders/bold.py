@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.loaders.checks import check_limit, describe
-from harness.loaders.files import items_from_files, read_text
-from harness.suite import GenerationSettings, Item, Suite, SuiteError
+from evaltune.harness.loaders.checks import check_limit, describe
+from evaltune.harness.loaders.files import items_from_files, read_text
+from evaltune.harness.suite import GenerationSettings, Item, Suite, SuiteError
 
 SUFFIX = "_prompt"
 

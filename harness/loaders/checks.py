@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from harness.suite import SuiteError
+from evaltune.harness.suite import SuiteError
 
 
 def describe(value: Any) -> str:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.loaders.checks import check_limit, require_keys
-from harness.loaders.files import csv_rows
-from harness.suite import GenerationSettings, Item, Suite
+from evaltune.harness.loaders.checks import check_limit, require_keys
+from evaltune.harness.loaders.files import csv_rows
+from evaltune.harness.suite import GenerationSettings, Item, Suite
 
 COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 

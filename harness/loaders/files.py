@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from harness.suite import Item, SuiteError
+from evaltune.harness.suite import Item, SuiteError
 
 # libyaml's parser (when PyYAML was built with it) reads large files about 50 times faster.
 try:

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.loaders import bbq, bold, crows_pairs, generic, truthfulqa
-from harness.loaders.checks import check_keys, check_limit, describe
-from harness.loaders.files import resolve
-from harness.loaders.hub import load_hub
-from harness.suite import Suite, SuiteError
+from evaltune.harness.loaders import bbq, bold, crows_pairs, generic, truthfulqa
+from evaltune.harness.loaders.checks import check_keys, check_limit, describe
+from evaltune.harness.loaders.files import resolve
+from evaltune.harness.loaders.hub import load_hub
+from evaltune.harness.suite import Suite, SuiteError
 
 
 class FormatLoader(Protocol):

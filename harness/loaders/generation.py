@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, get_args
 
-from harness.loaders.checks import check_keys, describe
-from harness.suite import ChatMode, GenerationSettings, SuiteError
+from evaltune.harness.loaders.checks import check_keys, describe
+from evaltune.harness.suite import ChatMode, GenerationSettings, SuiteError
 
 GENERATION_KEYS = frozenset(f.name for f in dataclasses.fields(GenerationSettings))
 CHAT_MODES: tuple[str, ...] = get_args(ChatMode)

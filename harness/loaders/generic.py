@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.loaders.checks import check_keys, check_limit
-from harness.loaders.files import jsonl_records, read_text
-from harness.loaders.items import ITEM_KEYS, check_items, item_from_dict, item_label
-from harness.suite import GenerationSettings, Item, Suite, SuiteError
+from evaltune.harness.loaders.checks import check_keys, check_limit
+from evaltune.harness.loaders.files import jsonl_records, read_text
+from evaltune.harness.loaders.items import ITEM_KEYS, check_items, item_from_dict, item_label
+from evaltune.harness.suite import GenerationSettings, Item, Suite, SuiteError
 
 SEPARATOR = "|"
 _LISTS = ("references", "tags", "choices")

@@ -12,10 +12,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from harness.loaders.checks import check_keys, check_limit, describe
-from harness.loaders.generic import default_scorers
-from harness.loaders.items import ITEM_KEYS, check_items, item_from_dict
-from harness.suite import GenerationSettings, Suite, SuiteError
+from evaltune.harness.loaders.checks import check_keys, check_limit, describe
+from evaltune.harness.loaders.generic import default_scorers
+from evaltune.harness.loaders.items import ITEM_KEYS, check_items, item_from_dict
+from evaltune.harness.suite import GenerationSettings, Suite, SuiteError
 
 _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 

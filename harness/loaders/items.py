@@ -29,8 +29,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args
 
-from harness.loaders.checks import check_keys, describe
-from harness.suite import Item, Message, Role, SuiteError
+from evaltune.harness.loaders.checks import check_keys, describe
+from evaltune.harness.suite import Item, Message, Role, SuiteError
 
 ITEM_KEYS = frozenset(f.name for f in dataclasses.fields(Item))
 ROLES: tuple[str, ...] = get_args(Role)

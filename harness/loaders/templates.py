@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import string
 
-from harness.suite import Item, SuiteError
+from evaltune.harness.suite import Item, SuiteError
 
 PLACEHOLDERS = ("input", "context", "id")
 

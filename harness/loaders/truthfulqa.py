@@ -21,9 +21,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.loaders.checks import check_limit, describe, require_keys
-from harness.loaders.files import csv_rows, read_text
-from harness.suite import GenerationSettings, Item, Suite, SuiteError
+from evaltune.harness.loaders.checks import check_limit, describe, require_keys
+from evaltune.harness.loaders.files import csv_rows, read_text
+from evaltune.harness.suite import GenerationSettings, Item, Suite, SuiteError
 
 # The QA primer of the TruthfulQA paper, as lm-evaluation-harness uses it for truthfulqa_mc1/mc2/gen.
 QA_PRIMER = (

@@ -57,14 +57,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.loaders.checks import check_keys, describe, did_you_mean
-from harness.loaders.files import read_yaml, resolve, where
-from harness.loaders.formats import load_source
-from harness.loaders.generation import generation_from_dict
-from harness.loaders.generic import read_items
-from harness.loaders.items import check_items, item_from_dict
-from harness.loaders.templates import apply_templates, check_template
-from harness.suite import Item, Suite, SuiteError
+from evaltune.harness.loaders.checks import check_keys, describe, did_you_mean
+from evaltune.harness.loaders.files import read_yaml, resolve, where
+from evaltune.harness.loaders.formats import load_source
+from evaltune.harness.loaders.generation import generation_from_dict
+from evaltune.harness.loaders.generic import read_items
+from evaltune.harness.loaders.items import check_items, item_from_dict
+from evaltune.harness.loaders.templates import apply_templates, check_template
+from evaltune.harness.suite import Item, Suite, SuiteError
 
 __all__ = ["item_from_dict", "load_suite", "suite_from_dict"]
 
@@ -149,7 +149,7 @@ def _scorers(data: Mapping[str, Any], source: str) -> tuple[str, ...]:
 
 def _check_scorer_names(names: list[str], source: str) -> None:
     """Each name must be registered: a typo fails here, naming the file, not later inside a run."""
-    from metrics.registry import UnknownScorerError, all_scorers, get_scorer
+    from evaltune.metrics.registry import UnknownScorerError, all_scorers, get_scorer
 
     for name in names:
         try:

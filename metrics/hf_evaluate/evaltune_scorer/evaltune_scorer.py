@@ -1,7 +1,7 @@
 """Any evaltune scorer as a Hugging Face ``evaluate`` module, loaded offline from this folder.
 
     import evaluate
-    from metrics.hf_evaluate import module_path
+    from evaltune.metrics.hf_evaluate import module_path
     em = evaluate.load(module_path(), "answer_match")
     em.compute(predictions=["It is Paris."], references=[["Paris"]])
     # {'answer_match': 1.0, 'answer_match_ci_low': ..., 'answer_match_ci_high': ..., 'answer_match_n': 1}
@@ -17,8 +17,8 @@ from typing import Any
 import datasets
 import evaluate
 
-from metrics.records import Example
-from metrics.registry import get_scorer
+from evaltune.metrics.records import Example
+from evaltune.metrics.registry import get_scorer
 
 _FEATURES = [
     datasets.Features({"predictions": datasets.Value("string"),
