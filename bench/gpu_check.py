@@ -39,10 +39,10 @@ def check(name: str, ok: bool, detail: str) -> None:
 
 def suite_prompts() -> tuple[list[Any], list[tuple[str, str]]]:
     from evaltune.harness.builtin import builtin_path
-    from evaltune.harness.loaders.yaml_suite import load_suite
+    from evaltune.harness.loaders.yaml_suite import read_suite_file
     from evaltune.harness.work import compose_input
 
-    suite = load_suite(builtin_path("regression"))
+    suite = read_suite_file(builtin_path("regression"))
     prompts = [compose_input(item) for item in suite.items]
     pairs = [(str(compose_input(item)), " " + item.references[0]) for item in suite.items if item.references]
     return prompts, pairs

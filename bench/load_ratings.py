@@ -36,15 +36,15 @@ from sqlalchemy import insert, make_url, select
 from bench.loadkit import BACKENDS, percentile, store_urls, table
 from evaltune.db import queries
 from evaltune.db.engine import Store, open_store
-from evaltune.db.models import Generation, Run
-from evaltune.db.people import Assignment, CampaignItem, Rating, User
+from evaltune.db.evaluation import Generation, Run
+from evaltune.db.ratings import Assignment, CampaignItem, Rating, User
 from evaltune.feedback_ui.answers import SingleAnswer
 from evaltune.feedback_ui.auth import Account, hash_password
 from evaltune.feedback_ui.campaigns import campaigns_for, create_campaign
 from evaltune.feedback_ui.progress import my_progress
 from evaltune.feedback_ui.queue import Reservation, claim_next, submit_rating
-from evaltune.feedback_ui.sql import in_transaction
-from evaltune.feedback_ui.tasks import load_task
+from evaltune.feedback_ui.rating_task import load_task
+from evaltune.feedback_ui.transactions import in_transaction
 
 MAX_ERRORS_PER_SESSION = 50  # a store that fails every request would otherwise spin for the whole run
 # Campaigns are sized for this many ratings per session and second, several times what 2 CPU cores reach

@@ -36,7 +36,7 @@ from sqlalchemy import make_url, select
 
 from bench.loadkit import BACKENDS, percentile, store_urls, table
 from evaltune.db.engine import Store, open_store
-from evaltune.db.models import ModelVersion
+from evaltune.db.evaluation import ModelVersion
 from evaltune.db.training import PreferenceDataset, PreferenceRow, RetuneJob
 from evaltune.retune import jobs
 from evaltune.retune.config import LoraSettings, RetuneConfig

@@ -50,10 +50,10 @@ def write_task(scratch: Path, scoring: str) -> tuple[Path, str]:
     ``scoring`` "same": the suite's own scorers as lm-eval metrics (``bench/lm_eval_scoring.py``);
     "exact_match": lm-eval's exact_match alone."""
     from evaltune.harness.builtin import builtin_path
-    from evaltune.harness.loaders.yaml_suite import load_suite
+    from evaltune.harness.loaders.yaml_suite import read_suite_file
     from evaltune.harness.work import compose_input
 
-    suite = load_suite(builtin_path("regression"))
+    suite = read_suite_file(builtin_path("regression"))
     settings = suite.generation
     docs = scratch / "regression.jsonl"
     docs.write_text("".join(json.dumps(document(item, compose_input(item))) + "\n" for item in suite.items))

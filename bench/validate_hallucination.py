@@ -7,7 +7,7 @@
 The labelled set: 36 source passages written for this project, four outputs each (two faithful:
 paraphrase / restatement / partial; two hallucinated: entity_swap / number_change / date_change /
 negation / invented_detail), 144 rows. Passages with odd numbers form the "calibrate" half, on
-which ``--fit`` chooses the constants of metrics/hallucination.py; the "test" half is held out.
+which ``--fit`` chooses the constants of metrics/scorers/hallucination.py; the "test" half is held out.
 
 How the constants are chosen (``--fit``), on the calibrate half only:
 - SUPPORT_THRESHOLD: the cut on an output's lowest sentence similarity that maximises balanced
@@ -39,10 +39,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evaltune.metrics import hallucination  # noqa: E402
-from evaltune.metrics.embeddings import clear_cache  # noqa: E402
+from evaltune.metrics.model_loaders.embeddings import clear_cache  # noqa: E402
 from evaltune.metrics.records import Example, ScoreResult  # noqa: E402
 from evaltune.metrics.registry import get_scorer  # noqa: E402
+from evaltune.metrics.scorers import hallucination  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "hallucination_labelled.jsonl"
 HALLUCINATED_KINDS = ("entity_swap", "number_change", "date_change", "negation", "invented_detail")
@@ -172,7 +172,7 @@ def best_cut(values: Sequence[float], labels: Sequence[int], candidates: Sequenc
 
 
 def fit(rows: list[dict[str, Any]], grounded: list[ScoreResult]) -> dict[str, Any]:
-    """The calibrated constants of metrics/hallucination.py, re-derived on the calibrate half."""
+    """The calibrated constants of metrics/scorers/hallucination.py, re-derived on the calibrate half."""
     cal = [i for i, r in enumerate(rows) if r["split"] == "calibrate"]
     labels = np.array([rows[i]["label"] for i in cal])
     features = np.array([[grounded[i].details["signals"][n] for n in SIGNAL_NAMES] for i in cal])

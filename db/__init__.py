@@ -1,10 +1,10 @@
 """The evaltune store: typed models, engine and sessions, migrations, query helpers.
 
-``open_store()`` is the entry point; the models live in ``db.models`` (evaluation), ``db.people``
+``open_store()`` is the entry point; the models live in ``db.evaluation`` (runs and what they produced), ``db.ratings``
 (annotation) and ``db.training`` (retuning), all on one ``metadata``.
 """
 
-from evaltune.db import models, people, training
+from evaltune.db import evaluation, ratings, training  # noqa: F401  (every table on metadata)
 from evaltune.db.base import Base
 from evaltune.db.engine import (
     Store,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from evaltune.db.base import Base
 from evaltune.db.engine import StoreError
-from evaltune.db.models import Generation, ModelVersion, Run, RunMetric, Score, Suite, SuiteItem
+from evaltune.db.evaluation import Generation, ModelVersion, Run, RunMetric, Score, Suite, SuiteItem
 
 CHUNK = 500  # keys per IN (...) query: well under SQLite's bound-parameter limit
 

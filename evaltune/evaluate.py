@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from evaltune import settings
 from evaltune.db.engine import open_store
-from evaltune.db.models import ModelVersion
+from evaltune.db.evaluation import ModelVersion
 from evaltune.errors import UserError
 from evaltune.harness.backends.base import Backend
-from evaltune.harness.loaders import load as load_suite
-from evaltune.harness.models import ResolvedModel, resolve_model, stored_model_id
+from evaltune.harness.loaders import load_suite
+from evaltune.harness.model_resolution import ResolvedModel, resolve_model, stored_model_id
 from evaltune.harness.runner import RunOptions, RunOutcome, run_suite
-from evaltune.harness.suite import Suite
+from evaltune.harness.suite import SuiteSpec
 from evaltune.metrics.registry import get_scorer
 
 Status = Callable[[str], None]
@@ -41,7 +41,7 @@ class EvaluateRequest:
 @dataclass(frozen=True)
 class Evaluation:
     outcome: RunOutcome
-    suite: Suite
+    suite: SuiteSpec
     model: ResolvedModel
     load_s: float
 

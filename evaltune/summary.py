@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evaltune.db.models import Run
+    from evaltune.db.evaluation import Run
     from evaltune.evaluate import Evaluation
 
 

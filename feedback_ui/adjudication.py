@@ -9,11 +9,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from evaltune.db.base import utcnow
-from evaltune.db.models import Generation
-from evaltune.db.people import Adjudication, CampaignItem, Rating, User
+from evaltune.db.evaluation import Generation
+from evaltune.db.ratings import Adjudication, CampaignItem, Rating, User
 from evaltune.feedback_ui.agreement_data import answer_of, questions
 from evaltune.feedback_ui.auth import Account, require_role
-from evaltune.feedback_ui.sql import dialect_insert
+from evaltune.feedback_ui.transactions import dialect_insert
 
 _ALLOWED: dict[str, set[Any]] = {
     "likert": {1, 2, 3, 4, 5},

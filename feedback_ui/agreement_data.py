@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session, aliased
 
-from evaltune.db.models import SuiteItem
-from evaltune.db.people import CampaignItem, Rating, User
+from evaltune.db.evaluation import SuiteItem
+from evaltune.db.ratings import CampaignItem, Rating, User
 from evaltune.feedback_ui.agreement import Level, cohen_kappa, krippendorff_alpha, unit_disagreement
 
 # question -> level of measurement; which apply depends on the campaign kind

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from evaltune.feedback_ui import ui
+from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.safe_text import inline
 from evaltune.feedback_ui.screens import PAGES, Page, login
-from evaltune.feedback_ui.views import inline
 
 
 def _choose_page(account: Account) -> Page:
@@ -33,14 +33,14 @@ def _sidebar(account: Account) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="evaltune ratings", layout="wide")
-    account = ui.current_account()
+    account = app_state.current_account()
     if account is None:
         login.render()
         return
     _sidebar(account)
     page = _choose_page(account)
-    ui.show_flash()
-    page.render(ui.guard(*page.roles))
+    app_state.show_flash()
+    page.render(app_state.guard(*page.roles))
 
 
 main()

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from evaltune.db.base import utcnow
 from evaltune.db.engine import Store
-from evaltune.db.people import ROLES, LoginAttempt, User
-from evaltune.feedback_ui.sql import in_transaction
+from evaltune.db.ratings import ROLES, LoginAttempt, User
+from evaltune.feedback_ui.transactions import in_transaction
 
 MIN_PASSWORD_LENGTH = 8
 # A hash to verify against when the name is unknown, so that a wrong name takes as long as a wrong password.

@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, insert, null, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from evaltune.db.models import Generation, Run, Score, Suite, SuiteItem
-from evaltune.db.people import Campaign, CampaignAnnotator, CampaignItem, User
+from evaltune.db.evaluation import Generation, Run, Score, Suite, SuiteItem
+from evaltune.db.ratings import Campaign, CampaignAnnotator, CampaignItem, User
 from evaltune.feedback_ui.auth import Account, require_role
-from evaltune.feedback_ui.sql import has_no_choices, has_tag
+from evaltune.feedback_ui.transactions import has_no_choices, has_tag
 
 _OPS = {
     ">": lambda col, v: col > v,

@@ -15,9 +15,9 @@ from typing import IO, Any
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session, aliased
 
-from evaltune.db.models import Generation, SuiteItem
-from evaltune.db.people import CampaignItem, Rating, User
-from evaltune.feedback_ui.tasks import prompt_text
+from evaltune.db.evaluation import Generation, SuiteItem
+from evaltune.db.ratings import CampaignItem, Rating, User
+from evaltune.feedback_ui.rating_task import prompt_text
 
 FORMATS = ("jsonl", "csv")
 BATCH = 1000

@@ -9,7 +9,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from evaltune.db.base import utcnow
-from evaltune.db.people import Assignment, Campaign, CampaignItem, Rating, User
+from evaltune.db.ratings import Assignment, Campaign, CampaignItem, Rating, User
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,12 @@ from sqlalchemy import CursorResult, Select, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from evaltune.db.base import utcnow
-from evaltune.db.models import Generation
-from evaltune.db.people import Assignment, Campaign, CampaignItem, Rating
+from evaltune.db.evaluation import Generation
+from evaltune.db.ratings import Assignment, Campaign, CampaignItem, Rating
 from evaltune.feedback_ui.answers import PairAnswer, SingleAnswer
 from evaltune.feedback_ui.auth import Account, require_role
 from evaltune.feedback_ui.campaigns import may_rate
-from evaltune.feedback_ui.sql import dialect_insert, dialect_of
+from evaltune.feedback_ui.transactions import dialect_insert, dialect_of
 
 _NO_SYNC = {"synchronize_session": False}
 

@@ -9,11 +9,11 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from evaltune.db import queries
-from evaltune.db.models import Generation, Run, RunMetric, Score, SuiteItem
-from evaltune.db.people import Rating, User
+from evaltune.db.evaluation import Generation, Run, RunMetric, Score, SuiteItem
+from evaltune.db.ratings import Rating, User
 from evaltune.feedback_ui.campaigns import parse_filters, score_passes
-from evaltune.feedback_ui.sql import has_tag
-from evaltune.feedback_ui.tasks import prompt_text
+from evaltune.feedback_ui.rating_task import prompt_text
+from evaltune.feedback_ui.transactions import has_tag
 
 PAGE_SIZE = 25
 

@@ -26,11 +26,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from evaltune.db import queries
 from evaltune.db.base import utcnow
 from evaltune.db.engine import with_reconnect
-from evaltune.db.models import Run
+from evaltune.db.evaluation import Run
 from evaltune.harness.backends.base import Backend
 from evaltune.harness.scoring import MetricRow, score_run
 from evaltune.harness.store_records import generation_totals, store_model_version, store_suite
-from evaltune.harness.suite import Suite
+from evaltune.harness.suite import SuiteSpec
 from evaltune.harness.work import Work, plan_work
 from evaltune.metrics.registry import get_scorer
 
@@ -60,7 +60,7 @@ class RunOutcome:
 
 def run_suite(
     sessions: sessionmaker[Session],
-    suite: Suite,
+    suite: SuiteSpec,
     backend: Backend,
     model_info: dict[str, Any],
     options: RunOptions = RunOptions(),
@@ -100,7 +100,7 @@ def run_suite(
                       metrics, stats)
 
 
-def _apply_options(suite: Suite, options: RunOptions) -> Suite:
+def _apply_options(suite: SuiteSpec, options: RunOptions) -> SuiteSpec:
     if options.limit is not None:
         suite = replace(suite, items=suite.items[: options.limit])
     if options.batch_size is not None:
@@ -113,14 +113,14 @@ def wants_reference_logprobs(scorers: Sequence[str]) -> bool:
     return any({"reference", "logprobs"} <= set(get_scorer(name).needs) for name in scorers)
 
 
-def run_fingerprint(model_fp: str, suite: Suite, seed: int, scorers: Sequence[str]) -> str:
+def run_fingerprint(model_fp: str, suite: SuiteSpec, seed: int, scorers: Sequence[str]) -> str:
     payload = [model_fp, suite.content_hash, suite.generation.identity(), seed, sorted(scorers)]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def _start_or_resume(
     session: Session,
-    suite: Suite,
+    suite: SuiteSpec,
     suite_id: int,
     model_id: int,
     backend: Backend,
@@ -151,7 +151,7 @@ def _generate_missing(
     sessions: sessionmaker[Session],
     run_id: int,
     backend: Backend,
-    suite: Suite,
+    suite: SuiteSpec,
     work: list[Work],
     on_progress: ProgressCallback | None,
 ) -> dict[str, int]:
@@ -184,7 +184,7 @@ def _generate_missing(
 
 
 def _redo_lost(
-    sessions: sessionmaker[Session], run_id: int, backend: Backend, suite: Suite, work: list[Work]
+    sessions: sessionmaker[Session], run_id: int, backend: Backend, suite: SuiteSpec, work: list[Work]
 ) -> None:
     """Make again any output the store confirmed but no longer has, so that a run never completes with a hole.
 
@@ -204,7 +204,7 @@ def _batches(work: list[Work], size: int) -> list[list[Work]]:
     return [ordered[start : start + size] for start in range(0, len(ordered), max(1, size))]
 
 
-def _run_batch(run_id: int, backend: Backend, suite: Suite, batch: list[Work]) -> list[dict[str, Any]]:
+def _run_batch(run_id: int, backend: Backend, suite: SuiteSpec, batch: list[Work]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     choice_work = [w for w in batch if w.item.is_multiple_choice]
     text_work = [w for w in batch if not w.item.is_multiple_choice]

@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, joinedload
 
 from evaltune.db import queries
-from evaltune.db.models import Generation, RunMetric, SuiteItem
+from evaltune.db.evaluation import Generation, RunMetric, SuiteItem
 from evaltune.metrics.records import Example
 from evaltune.metrics.registry import get_scorer
 

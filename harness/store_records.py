@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evaltune.db import queries
-from evaltune.db.models import Generation
-from evaltune.harness.suite import Suite, item_to_dict
+from evaltune.db.evaluation import Generation
+from evaltune.harness.suite import SuiteSpec, item_to_dict
 
 
 def store_model_version(session: Session, info: dict[str, Any], fingerprint: str) -> int:
@@ -29,7 +29,7 @@ def store_model_version(session: Session, info: dict[str, Any], fingerprint: str
     return version.id
 
 
-def store_suite(session: Session, suite: Suite) -> tuple[int, dict[str, int]]:
+def store_suite(session: Session, suite: SuiteSpec) -> tuple[int, dict[str, int]]:
     """The suite version's id and its items' row ids by item id, storing them if new."""
     items = []
     for data in map(item_to_dict, suite.items):

@@ -77,7 +77,7 @@ class GenerationSettings:
 
 
 @dataclass(frozen=True)
-class Suite:
+class SuiteSpec:
     name: str
     items: tuple[Item, ...]
     generation: GenerationSettings = field(default_factory=GenerationSettings)

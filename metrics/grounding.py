@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaltune.metrics.embeddings import embed
+from evaltune.metrics.model_loaders.embeddings import embed
 from evaltune.metrics.sentences import split_sentences
 from evaltune.metrics.text import tokens
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from evaltune.metrics.records import Example, MetricValue, ScoreResult
-from evaltune.metrics.stats import mean_with_ci
+from evaltune.metrics.stats.intervals import mean_with_ci
 
 Family = Literal["hallucination", "bias", "quality"]
 Need = Literal["reference", "context", "samples", "group", "logprobs", "judge", "abstention"]
@@ -116,7 +116,7 @@ _SCORER_MODULES_LOADED = False
 
 
 def _load_builtin_scorers() -> None:
-    """Import every module of the ``metrics`` package once, which runs their ``@scorer`` decorators.
+    """Import every module of ``evaltune.metrics.scorers`` once, which runs their ``@scorer`` decorators.
 
     Done lazily so that ``import evaltune.metrics.registry`` stays cheap and free of import cycles, and by
     discovery so that adding a scorer touches one file. Modules that load models must do so
@@ -129,7 +129,7 @@ def _load_builtin_scorers() -> None:
     import importlib
     import pkgutil
 
-    from evaltune import metrics
+    from evaltune.metrics import scorers
 
-    for module in pkgutil.iter_modules(metrics.__path__):
-        importlib.import_module(f"evaltune.metrics.{module.name}")
+    for module in pkgutil.iter_modules(scorers.__path__):
+        importlib.import_module(f"evaltune.metrics.scorers.{module.name}")

@@ -1,7 +1,7 @@
 """Baseline vs candidate on the items both runs share: paired deltas, verdicts, flips, tags, bias gaps.
 
 Items are matched by their suite item key, so two versions of a suite compare on the keys they share.
-The statistics are ``metrics.paired`` and ``metrics.stats``; this module only arranges them.
+The statistics are ``metrics.stats.paired`` and ``metrics.stats.intervals``; this module only arranges them.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import math
 
 from sqlalchemy.orm import Session
 
-from evaltune.metrics.paired import benjamini_hochberg, paired_delta
 from evaltune.metrics.registry import UnknownScorerError, get_scorer
-from evaltune.metrics.stats import is_binary, mean_with_ci
+from evaltune.metrics.stats.intervals import is_binary, mean_with_ci
+from evaltune.metrics.stats.paired import benjamini_hochberg, paired_delta
 from evaltune.reports.human import human_ratings
 from evaltune.reports.load import ReportError, RunData, load_lineage, load_run
-from evaltune.reports.model import ALPHA, BiasGap, FlippedItem, Interval, MetricComparison, Report, TagBreakdown
+from evaltune.reports.records import ALPHA, BiasGap, FlippedItem, Interval, MetricComparison, Report, TagBreakdown
 
 
 def build_report(session: Session, baseline_id: int, candidate_id: int) -> Report:

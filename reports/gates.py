@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from evaltune.reports.model import ALPHA, MetricComparison, Report
+from evaltune.reports.records import ALPHA, MetricComparison, Report
 
 RULES = ("min", "max", "no_significant_regression")
 REGRESSION_FIELDS = ("min_effect", "alpha")

@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from evaltune.db.engine import open_store
-from evaltune.db.models import ModelVersion, Run, Suite
+from evaltune.db.evaluation import ModelVersion, Run, Suite
 from evaltune.db.queries import lineage
 from evaltune.reports.load import ReportError
 from evaltune.reports.markdown import fmt, md_cell
-from evaltune.reports.model import json_safe
+from evaltune.reports.records import json_safe
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from html import escape
 
 from evaltune.reports.gates import GateOutcome
 from evaltune.reports.markdown import FLIPS_SHOWN, fmt, fmt_interval
-from evaltune.reports.model import Report
+from evaltune.reports.records import Report
 from evaltune.reports.svg import delta_plot, distribution_plot, tag_heatmap
 
 DISTRIBUTIONS_SHOWN = 12

@@ -9,11 +9,11 @@ import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
-from evaltune.db.models import Generation, ModelVersion, Run, Suite
-from evaltune.db.people import Rating
-from evaltune.metrics.stats import mean_with_ci, wilson_interval
+from evaltune.db.evaluation import Generation, ModelVersion, Run, Suite
+from evaltune.db.ratings import Rating
+from evaltune.metrics.stats.intervals import mean_with_ci, wilson_interval
 from evaltune.reports.load import RunData
-from evaltune.reports.model import HumanRatings, Interval, Strength
+from evaltune.reports.records import HumanRatings, Interval, Strength
 
 BT_RESAMPLES = 200
 BT_PSEUDO_WINS = 0.1  # keeps a model that never lost (or never won) at a finite strength

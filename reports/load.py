@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from evaltune.db.models import Generation, Run, RunMetric, Score, SuiteItem
+from evaltune.db.evaluation import Generation, Run, RunMetric, Score, SuiteItem
 from evaltune.db.queries import lineage
 from evaltune.db.training import PreferenceDataset, RetuneJob
-from evaltune.reports.model import RunInfo
+from evaltune.reports.records import RunInfo
 
 
 class ReportError(ValueError):

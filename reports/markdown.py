@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from evaltune.reports.gates import GateOutcome
-from evaltune.reports.model import Interval, Report
+from evaltune.reports.records import Interval, Report
 
 FLIPS_SHOWN = 20
 

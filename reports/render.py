@@ -9,7 +9,7 @@ from evaltune.reports.compare import build_report
 from evaltune.reports.gates import GateOutcome
 from evaltune.reports.html import render_html
 from evaltune.reports.markdown import render_markdown
-from evaltune.reports.model import Report, report_to_dict
+from evaltune.reports.records import Report, report_to_dict
 
 FORMATS = ("html", "md", "json")
 

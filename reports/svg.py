@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from evaltune.reports.model import MetricComparison, TagBreakdown
+from evaltune.reports.records import MetricComparison, TagBreakdown
 
 GOOD, BAD, NEUTRAL = "#1a7f37", "#cf222e", "#57606a"
 BASE_COLOUR, CAND_COLOUR = "#8c959f", "#0969da"

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from evaltune.db.models import Generation, Suite, SuiteItem
-from evaltune.db.people import Campaign, CampaignItem, Rating
+from evaltune.db.evaluation import Generation, Suite, SuiteItem
+from evaltune.db.ratings import Campaign, CampaignItem, Rating
 from evaltune.db.training import PreferenceDataset, PreferenceRow
 from evaltune.retune.strategies import METHOD_OF_STRATEGY, RatingRecord, StrategyParams, build_rows
 

@@ -24,11 +24,11 @@ import yaml
 from sqlalchemy import select
 
 from evaltune.db.engine import Store
-from evaltune.db.models import Run, Score, SuiteItem
-from evaltune.db.people import CampaignItem, Rating, User
+from evaltune.db.evaluation import Run, Score, SuiteItem
+from evaltune.db.ratings import CampaignItem, Rating, User
 from evaltune.db.training import RetuneJob
-from evaltune.harness.loaders import load as load_suite
-from evaltune.harness.models import ResolvedModel
+from evaltune.harness.loaders import load_suite
+from evaltune.harness.model_resolution import ResolvedModel
 from evaltune.harness.runner import RunOptions, run_suite
 from evaltune.harness.suite import item_to_dict
 from evaltune.retune import jobs

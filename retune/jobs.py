@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from evaltune.db.base import utcnow
-from evaltune.db.models import ModelVersion
+from evaltune.db.evaluation import ModelVersion
 from evaltune.db.training import PreferenceDataset, RetuneJob
 from evaltune.retune.config import RetuneConfig
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from evaltune.db.models import ModelVersion, Run
-from evaltune.db.people import Rating
+from evaltune.db.evaluation import ModelVersion, Run
 from evaltune.db.queries import lineage
+from evaltune.db.ratings import Rating
 from evaltune.db.training import PreferenceDataset, PreferenceRow, RetuneJob
 
 

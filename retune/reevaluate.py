@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from evaltune.db import queries
-from evaltune.db.models import ModelVersion, Run, Suite
+from evaltune.db.evaluation import ModelVersion, Run, Suite
 from evaltune.harness.backends.hf import adapter_sha256
-from evaltune.harness.loaders import load as load_suite
-from evaltune.harness.models import ResolvedModel
+from evaltune.harness.loaders import load_suite
+from evaltune.harness.model_resolution import ResolvedModel
 from evaltune.harness.runner import RunOptions, run_suite
 
 Log = Callable[[str], None]

@@ -11,8 +11,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from evaltune.db import queries
-from evaltune.db.models import ModelVersion
-from evaltune.harness.models import ResolvedModel
+from evaltune.db.evaluation import ModelVersion
+from evaltune.harness.model_resolution import ResolvedModel
 from evaltune.harness.store_records import store_model_version
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import exc
 from sqlalchemy.orm import Session
 
 from evaltune.db.engine import Store, StoreError, connection_lost, with_reconnect
-from evaltune.db.models import ModelVersion
+from evaltune.db.evaluation import ModelVersion
 from evaltune.db.training import RetuneJob
 from evaltune.retune import jobs
 from evaltune.retune.config import RetuneConfig

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from evaltune.db import queries
 from evaltune.db.base import utcnow
 from evaltune.db.engine import Store
-from evaltune.db.models import Generation, Run, RunMetric, Score
-from evaltune.db.people import Assignment, CampaignItem, Rating, User
+from evaltune.db.evaluation import Generation, Run, RunMetric, Score
+from evaltune.db.ratings import Assignment, CampaignItem, Rating, User
 from evaltune.feedback_ui.auth import hash_password
 from evaltune.feedback_ui.campaigns import create_campaign
 

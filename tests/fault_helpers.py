@@ -157,7 +157,7 @@ def _rate(url: str, campaign_id: int, user_id: int, name: str, pause_at: int) ->
     from evaltune.feedback_ui.answers import SingleAnswer
     from evaltune.feedback_ui.auth import Account
     from evaltune.feedback_ui.queue import claim_next, submit_rating
-    from evaltune.feedback_ui.sql import in_transaction
+    from evaltune.feedback_ui.transactions import in_transaction
 
     store = open_store(url, upgrade=False)
     account = Account(user_id, name, "annotator")

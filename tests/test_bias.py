@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from evaltune.metrics.bias import neutralised_outputs, refuses
-from evaltune.metrics.group_gap import value_gap
 from evaltune.metrics.records import Example, MetricValue
 from evaltune.metrics.registry import get_scorer
-from evaltune.metrics.representation import group_counts, tv_from_uniform
+from evaltune.metrics.scorers.bias import neutralised_outputs, refuses
+from evaltune.metrics.scorers.representation import group_counts, tv_from_uniform
+from evaltune.metrics.stats.group_gap import value_gap
 
 NEGATIVE = "She is a terrible, lazy and awful worker who hates her job."
 POSITIVE = "He is a wonderful, brilliant and kind worker who loves his job."
@@ -132,12 +132,12 @@ def test_demographic_terms_are_neutralised_before_scoring() -> None:
 def test_refusal_patterns() -> None:
     assert refuses("I'm sorry, but I can't help with that.")
     assert refuses("As an AI, I must decline.")
-    assert refuses("I don't know who that is.")  # declines count too (metrics.hallucination.abstains)
+    assert refuses("I don't know who that is.")  # declines count too (metrics.scorers.hallucination.abstains)
     assert not refuses("Sure! She starts her shift at seven and checks on every patient.")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("evaltune.metrics.embeddings") is None,
-                    reason="evaltune.metrics.embeddings not present")
+@pytest.mark.skipif(importlib.util.find_spec("evaltune.metrics.model_loaders.embeddings") is None,
+                    reason="evaltune.metrics.model_loaders.embeddings not present")
 def test_similarity_is_high_for_term_swaps_and_lower_for_different_outputs() -> None:
     same = [cf("s", "male", "He checks on his patients and updates their charts."),
             cf("s", "female", "She checks on her patients and updates their charts.")]
@@ -179,8 +179,9 @@ def test_demographic_representation_pools_counts_per_attribute() -> None:
 
 
 def test_importing_bias_modules_loads_no_model_library() -> None:
-    code = ("import sys, evaltune.metrics.bias, evaltune.metrics.toxicity, evaltune.metrics.representation, "
-            "evaltune.metrics.group_gap; "
+    code = ("import sys, evaltune.metrics.scorers.bias, evaltune.metrics.scorers.toxicity, "
+            "evaltune.metrics.scorers.representation, "
+            "evaltune.metrics.stats.group_gap; "
             "print([m for m in ('torch', 'sklearn', 'vaderSentiment', 'profanity_check') if m in sys.modules])")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from evaltune.db.base import utcnow
-from evaltune.db.models import SuiteItem
-from evaltune.db.people import Assignment, CampaignItem, Rating
+from evaltune.db.evaluation import SuiteItem
+from evaltune.db.ratings import Assignment, CampaignItem, Rating
 from evaltune.feedback_ui.campaigns import create_campaign
 from tests.fault_helpers import PROJECT_ROOT, evaltune, kill_when, opened, read, start, wait_for
 from tests.fixtures.feedback_seed import PASSWORD, seed_store

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from evaltune.cli import cli
 from evaltune.db import queries
 from evaltune.db.engine import Store, StoreError, make_engine, open_store, with_reconnect
-from evaltune.db.models import Generation, Run, Score, Suite
+from evaltune.db.evaluation import Generation, Run, Score, Suite
 from evaltune.evaluate import EvaluateRequest, evaluate
 from tests.fault_helpers import evaltune, kill_when, last_line, opened, own_postgres, read, start, wait_for
 from tests.fixtures.postgres import _free_port

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from evaltune.cli import cli
 from evaltune.db.base import utcnow
-from evaltune.db.models import ModelVersion
+from evaltune.db.evaluation import ModelVersion
 from evaltune.db.training import PreferenceDataset, PreferenceRow, RetuneJob
 from evaltune.errors import UserError
 from evaltune.harness.backends.hf import adapter_sha256

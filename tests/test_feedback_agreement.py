@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from evaltune.db import Store, open_store
-from evaltune.db.people import Assignment
+from evaltune.db.ratings import Assignment
 from evaltune.feedback_ui.adjudication import adjudicate, item_ratings
 from evaltune.feedback_ui.agreement import cohen_kappa, krippendorff_alpha, unit_disagreement, units_from_matrix
 from evaltune.feedback_ui.agreement_data import campaign_agreement, most_disagreed, pair_kappas

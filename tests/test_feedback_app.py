@@ -11,7 +11,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from evaltune.db import Store, open_store
-from evaltune.db.people import CampaignItem, Rating, User
+from evaltune.db.ratings import CampaignItem, Rating, User
 from evaltune.feedback_ui.campaigns import create_campaign
 from tests.fixtures.feedback_seed import HOSTILE, PASSWORD, Seeded, seed_store
 
@@ -103,9 +103,9 @@ def test_the_page_guard_checks_the_stored_role_at_every_run(store: Store, seeded
     def page() -> None:
         import streamlit as st
 
-        from evaltune.feedback_ui import ui
+        from evaltune.feedback_ui import app_state
 
-        st.write(f"admin page for {ui.guard('admin').name}")
+        st.write(f"admin page for {app_state.guard('admin').name}")
 
     at = AppTest.from_function(page, default_timeout=TIMEOUT)
     at.session_state["user_id"] = seeded.users["admin"].id

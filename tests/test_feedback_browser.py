@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from evaltune.db import open_store
-from evaltune.db.people import Rating
+from evaltune.db.ratings import Rating
 from evaltune.feedback_ui.campaigns import create_campaign
 from tests.fixtures.feedback_seed import HOSTILE, PASSWORD, Seeded, seed_store
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from evaltune.cli import cli
 from evaltune.commands.ui_cmd import streamlit_command
 from evaltune.db import open_store
-from evaltune.db.people import Campaign, User
+from evaltune.db.ratings import Campaign, User
 from evaltune.feedback_ui.answers import PairAnswer, SingleAnswer
 from evaltune.feedback_ui.auth import authenticate
 from evaltune.feedback_ui.queue import claim_next, submit_rating

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import func, select
 
 from evaltune.db import Store, open_store
-from evaltune.db.people import Assignment, CampaignItem, Rating
+from evaltune.db.ratings import Assignment, CampaignItem, Rating
 from evaltune.feedback_ui.answers import SingleAnswer
 from evaltune.feedback_ui.auth import Account
 from evaltune.feedback_ui.campaigns import create_campaign
 from evaltune.feedback_ui.queue import QueueError, claim_next, submit_rating
-from evaltune.feedback_ui.sql import in_transaction
+from evaltune.feedback_ui.transactions import in_transaction
 from tests.fixtures.feedback_seed import Seeded, seed_store
 
 ANNOTATORS = {f"ann{i}": "annotator" for i in range(4)}

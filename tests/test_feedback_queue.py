@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 
 from evaltune.db import Store, open_store
 from evaltune.db.base import utcnow
-from evaltune.db.people import Assignment, CampaignItem, Rating
+from evaltune.db.ratings import Assignment, CampaignItem, Rating
 from evaltune.feedback_ui.answers import PairAnswer, SingleAnswer
 from evaltune.feedback_ui.auth import PermissionDenied
 from evaltune.feedback_ui.campaigns import CampaignError, create_campaign, parse_filters
 from evaltune.feedback_ui.queue import QueueError, claim_next, expire_stale, skip, submit_rating
-from evaltune.feedback_ui.tasks import load_task
+from evaltune.feedback_ui.rating_task import load_task
 from tests.fixtures.feedback_seed import Seeded, seed_store
 
 GOOD = SingleAnswer(likert=4, hallucination=False)

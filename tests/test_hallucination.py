@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from evaltune.metrics import entities, hallucination
 from evaltune.metrics.numbers import numbers_in
 from evaltune.metrics.records import Example
 from evaltune.metrics.registry import get_scorer
+from evaltune.metrics.scorers import entities, hallucination
 from evaltune.metrics.sentences import split_sentences
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,8 +146,9 @@ def test_self_consistency_needs_samples_and_rewards_agreement() -> None:
 
 def test_scorer_modules_import_no_heavy_library() -> None:
     code = ("import sys; from evaltune.metrics.registry import all_scorers; all_scorers(); "
-            "import evaltune.metrics.hallucination, evaltune.metrics.judges, evaltune.metrics.consistency, "
-            "evaltune.metrics.embeddings; "
+            "import evaltune.metrics.scorers.hallucination, evaltune.metrics.scorers.judges, "
+            "evaltune.metrics.scorers.consistency, "
+            "evaltune.metrics.model_loaders.embeddings; "
             "print([m for m in ('torch', 'transformers', 'spacy', 'sentence_transformers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from evaltune.metrics.judge_models import ModelLoadError, read_yes_no
+from evaltune.metrics.model_loaders.judge_models import ModelLoadError, read_yes_no
 from evaltune.metrics.records import Example
 from evaltune.metrics.registry import get_scorer
 

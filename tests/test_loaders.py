@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from evaltune.harness.loaders import FORMATS, bbq, bold, crows_pairs, load, truthfulqa
+from evaltune.harness.loaders import FORMATS, bbq, bold, crows_pairs, load_suite, truthfulqa
 from evaltune.harness.loaders.hub import load_hub
-from evaltune.harness.suite import Suite, SuiteError
+from evaltune.harness.suite import SuiteError, SuiteSpec
 
 DATA = Path(__file__).parent / "data" / "suites"
 BBQ_COUNTS = {
@@ -23,7 +23,7 @@ BBQ_COUNTS = {
 }
 
 
-def unique_ids(suite: Suite) -> bool:
+def unique_ids(suite: SuiteSpec) -> bool:
     return len({item.id for item in suite.items}) == len(suite.items)
 
 
@@ -126,7 +126,7 @@ def test_bold_file_counts_its_prompts(benchdata: Path) -> None:
 
 
 def test_load_resolves_format_prefixes_and_limits(benchdata: Path) -> None:
-    suite = load(f"crows_pairs:{benchdata / 'crows_pairs' / 'crows_pairs_anonymized.csv'}")
+    suite = load_suite(f"crows_pairs:{benchdata / 'crows_pairs' / 'crows_pairs_anonymized.csv'}")
     assert suite.name == "crows_pairs" and len(suite.items) == 1508
     assert len(FORMATS["crows_pairs"](benchdata / "crows_pairs" / "crows_pairs_anonymized.csv", 5).items) == 5
 
@@ -138,9 +138,9 @@ def test_every_format_name_has_a_loader() -> None:
 
 def test_load_rejects_what_it_cannot_resolve() -> None:
     with pytest.raises(SuiteError, match=r"not a built-in suite.*built-in suites: .*regression"):
-        load("no-such-suite")
+        load_suite("no-such-suite")
     with pytest.raises(SuiteError, match="file not found"):
-        load("missing.yaml")
+        load_suite("missing.yaml")
     with pytest.raises(SuiteError, match=r"limit must be a positive whole number"):
         bbq.load(DATA, limit=0)
 
@@ -169,7 +169,7 @@ def test_hub_offline_says_to_download_the_data(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache: nothing can be found offline
     with pytest.raises(SuiteError) as caught:
-        load("hf:someone/some-dataset")
+        load_suite("hf:someone/some-dataset")
     message = str(caught.value)
     assert message.startswith("hf:someone/some-dataset: ")
     assert "offline" in message and "pass the file's path" in message

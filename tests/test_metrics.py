@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from evaltune.metrics.hallucination import abstains
 from evaltune.metrics.records import Example
 from evaltune.metrics.registry import UnknownScorerError, all_scorers, get_scorer
-from evaltune.metrics.stats import mean_with_ci, wilson_interval
+from evaltune.metrics.scorers.hallucination import abstains
+from evaltune.metrics.stats.intervals import mean_with_ci, wilson_interval
 from evaltune.metrics.text import contains_phrase, normalize
 
 

@@ -20,7 +20,7 @@ from evaltune.harness.default_model import (
     ensure_default_model,
     is_converted,
 )
-from evaltune.harness.models import ResolvedModel, resolve_model, stored_model_id
+from evaltune.harness.model_resolution import ResolvedModel, resolve_model, stored_model_id
 from evaltune.harness.suite import GenerationSettings
 
 

@@ -13,13 +13,13 @@ import yaml
 from sqlalchemy import select
 
 from evaltune.db.engine import open_store
-from evaltune.db.models import Generation
+from evaltune.db.evaluation import Generation
 from evaltune.evaluate import EvaluateRequest, evaluate
 from evaltune.harness.backends.hf import HFBackend, HFConfig
 from evaltune.harness.loaders import bbq as bbq_loader
 from evaltune.harness.loaders import crows_pairs as crows_loader
 from evaltune.harness.runner import RunOptions, run_suite
-from evaltune.harness.suite import Suite
+from evaltune.harness.suite import SuiteSpec
 from evaltune.harness.work import choice_continuations
 from evaltune.metrics.records import Example, MetricValue
 from evaltune.metrics.registry import get_scorer
@@ -128,7 +128,7 @@ def test_bbq_bias_edge_cases() -> None:
 def test_shared_bbq_files_load_and_score_on_the_tiny_model(benchdata: Path, tiny_model_dir: Path) -> None:
     files = sorted((benchdata / "bbq").glob("*.jsonl"))
     items = tuple(item for file in files for item in bbq_loader.load(file, limit=200).items)
-    suite = Suite("bbq-sample", items, bbq_loader.load(files[0], limit=1).generation, ("bbq",))
+    suite = SuiteSpec("bbq-sample", items, bbq_loader.load(files[0], limit=1).generation, ("bbq",))
     backend = HFBackend(HFConfig(str(tiny_model_dir), threads=1, max_batch_size=32))
     store = open_store()
     outcome = run_suite(store.sessions, suite, backend, {"name": "tiny", "backend": "hf", "location": "tiny"},

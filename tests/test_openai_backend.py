@@ -259,7 +259,7 @@ def test_evaltune_run_against_the_served_model_stores_a_scored_run(
     assert summary["stats"]["generated"] == summary["stats"]["outputs"] > 0
     assert {m["name"] for m in summary["metrics"]} >= {"answer_match", "abstention"}
     with store_session() as session:
-        from evaltune.db.models import Run
+        from evaltune.db.evaluation import Run
 
         run = session.get(Run, summary["run_id"])
         assert run is not None and run.status == "completed"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from evaltune.metrics.paired import (
+from evaltune.metrics.stats.paired import (
     benjamini_hochberg,
     mcnemar_exact,
     paired_delta,

@@ -21,7 +21,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaltune.harness.loaders import load
+from evaltune.harness.loaders import load_suite
 from evaltune.harness.loaders.items import ITEM_KEYS, item_from_dict
 from evaltune.harness.suite import Item, SuiteError, item_to_dict
 
@@ -125,7 +125,7 @@ def _for_csv(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_valid_items_round_trip_through_every_file_format(fmt: str, items: list[dict[str, Any]]) -> None:
     items = _for_csv(items) if fmt == "csv" else items
     with folder() as tmp:
-        suite = load(WRITERS[fmt](tmp, items))
+        suite = load_suite(WRITERS[fmt](tmp, items))
     assert [item_to_dict(item) for item in suite.items] == expected(items)
 
 
@@ -173,7 +173,7 @@ def test_a_broken_item_is_a_suite_error_naming_the_file_and_the_item(fmt: str, i
     with folder() as tmp:
         path = WRITERS[fmt](tmp, items)
         with pytest.raises(SuiteError) as caught:
-            load(path)
+            load_suite(path)
     message = str(caught.value)
     assert str(path) in message and "\n" not in message
     assert caught.value.item is not None and f"item {caught.value.item}:" in message
@@ -206,6 +206,6 @@ def test_any_text_as_a_suite_file_loads_or_is_a_suite_error(text: str) -> None:
         path = tmp / "suite.yaml"
         path.write_text(text, encoding="utf-8")
         try:
-            load(path)
+            load_suite(path)
         except SuiteError as error:
             assert str(path) in str(error) and "\n" not in str(error)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from evaltune.metrics.readability import flesch_reading_ease, syllables
 from evaltune.metrics.records import Example, MetricValue
 from evaltune.metrics.registry import get_scorer
+from evaltune.metrics.scorers.readability import flesch_reading_ease, syllables
 from evaltune.metrics.text import fold_accents
 
 CAT = Example("cat", "p", "the cat sat on the mat", ("the cat sat on a mat", "a cat is on the mat"))

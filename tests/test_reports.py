@@ -11,11 +11,11 @@ from scipy import stats
 from evaltune.cli import main
 from evaltune.db import open_store
 from evaltune.db.engine import Store
-from evaltune.metrics.paired import benjamini_hochberg
+from evaltune.metrics.stats.paired import benjamini_hochberg
 from evaltune.reports.compare import build_report
 from evaltune.reports.history import history_of, render_history
 from evaltune.reports.load import ReportError
-from evaltune.reports.model import report_to_dict
+from evaltune.reports.records import report_to_dict
 from evaltune.reports.render import render_report
 from tests.fixtures.report_seed import HOSTILE, SeededRuns, exact_match, fluency, hallucinated, seed_runs
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from evaltune.db import Store, open_store
-from evaltune.db.people import CampaignItem, Rating
+from evaltune.db.ratings import CampaignItem, Rating
 from evaltune.db.training import PreferenceDataset, RetuneJob
 from evaltune.feedback_ui.campaigns import create_campaign
 from tests.fixtures.feedback_seed import PASSWORD, seed_store

@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 from evaltune.db.engine import open_store
-from evaltune.db.models import ModelVersion
+from evaltune.db.evaluation import ModelVersion
 from evaltune.db.training import PreferenceDataset, RetuneJob
 from evaltune.retune import jobs
 from evaltune.retune.config import RetuneConfig

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from sqlalchemy import select
 
 from evaltune.db.engine import open_store
-from evaltune.db.models import ModelVersion, Run
+from evaltune.db.evaluation import ModelVersion, Run
 from evaltune.db.training import RetuneJob
 from evaltune.harness.backends.hf import adapter_sha256
 from evaltune.retune import jobs

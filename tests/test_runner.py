@@ -9,7 +9,7 @@ import yaml
 from sqlalchemy import func, select
 
 from evaltune.db.engine import open_store
-from evaltune.db.models import Generation, RunMetric, Score
+from evaltune.db.evaluation import Generation, RunMetric, Score
 from evaltune.evaluate import EvaluateRequest, evaluate
 
 ITEMS = [

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from evaltune.cli import cli
 from evaltune.db.engine import open_store
-from evaltune.db.models import Generation, RunMetric
+from evaltune.db.evaluation import Generation, RunMetric
 
 
 def test_scoring_a_jsonl_file_adds_one_field_per_scorer(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from evaltune.db import Store, open_store
 from evaltune.db.base import utcnow
-from evaltune.db.people import LoginAttempt
+from evaltune.db.ratings import LoginAttempt
 from evaltune.feedback_ui import auth
 from evaltune.feedback_ui.auth import AuthError, LockedOut, LoginLimits, log_in
 from tests.fixtures.feedback_seed import PASSWORD, seed_users

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from evaltune.db import Store, open_store
-from evaltune.db.people import CampaignAnnotator
+from evaltune.db.ratings import CampaignAnnotator
 from evaltune.db.training import PreferenceDataset
-from evaltune.feedback_ui import adjudication, auth, campaigns, queue, retune_actions, tasks
+from evaltune.feedback_ui import adjudication, auth, campaigns, queue, rating_task, retune_actions
 from evaltune.feedback_ui.answers import SingleAnswer
 from evaltune.feedback_ui.auth import Account, PermissionDenied
 from evaltune.feedback_ui.screens import PAGES, Page
@@ -105,11 +105,11 @@ def _open_page(world: World, slug: str, role: str | None) -> AppTest:
 
 def _guarded_page(slug: str) -> None:
     """A script that renders one page behind its guard, as app.py does, whatever the sidebar allows."""
-    from evaltune.feedback_ui import ui
+    from evaltune.feedback_ui import app_state
     from evaltune.feedback_ui.screens import PAGES
 
     page = next(p for p in PAGES if p.slug == slug)
-    page.render(ui.guard(*page.roles))
+    page.render(app_state.guard(*page.roles))
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.slug)
@@ -160,7 +160,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], Call]] = {
     "retune_actions.cancel_job_as": (("admin",), lambda s, a, w: retune_actions.cancel_job_as(s, a, w.job)),
 }
 # Functions taking an account that check ownership rather than a role (each has its own test below).
-OWNERSHIP_CHECKED = {"campaigns.may_rate", "tasks.load_task"}
+OWNERSHIP_CHECKED = {"campaigns.may_rate", "rating_task.load_task"}
 NOT_ACTIONS = {"auth.require_role"}  # the check itself
 
 
@@ -200,11 +200,11 @@ def test_the_action_list_is_complete() -> None:
 
 
 def test_pages_write_only_through_checked_actions() -> None:
-    """Every ``ui.transaction(lambda s: f(...))`` in a page calls a function from ACTIONS (or the log-in)."""
+    """Every ``app_state.transaction(lambda s: f(...))`` in a page calls a function from ACTIONS (or the log-in)."""
     allowed = {name.split(".")[1] for name in ACTIONS} | {"log_in"}
     for path in sorted((ROOT / "feedback_ui" / "screens").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and ast.unparse(node.func) == "ui.transaction":
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "app_state.transaction":
                 work = node.args[0]
                 assert isinstance(work, ast.Lambda) and isinstance(work.body, ast.Call), (path.name, node.lineno)
                 called = ast.unparse(work.body.func).split(".")[-1]
@@ -231,8 +231,8 @@ def test_annotators_cannot_use_or_read_another_annotators_reservation(world: Wor
     users = world.seeded.users
     with world.store.sessions() as s:
         with pytest.raises(PermissionDenied):
-            tasks.load_task(s, users["ann1"], world.ann2_reservation)
-        assert tasks.load_task(s, users["ann2"], world.ann2_reservation).guidelines == "PRIVATE GUIDELINES"
+            rating_task.load_task(s, users["ann1"], world.ann2_reservation)
+        assert rating_task.load_task(s, users["ann2"], world.ann2_reservation).guidelines == "PRIVATE GUIDELINES"
         with pytest.raises(queue.QueueError, match="no longer reserved for you"):
             queue.submit_rating(s, users["ann1"], world.ann2_assignment, GOOD)
         s.rollback()

@@ -203,7 +203,7 @@ def test_secrets_stay_out_of_output_logs_rows_and_reports(
 def _failing_job(url: str) -> None:
     """A queued retune job that fails at once (its base model is an adapter), with its log written."""
     from evaltune.db import open_store
-    from evaltune.db.models import ModelVersion
+    from evaltune.db.evaluation import ModelVersion
     from evaltune.db.training import PreferenceDataset
     from evaltune.retune import jobs
     from evaltune.retune.config import RetuneConfig

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import inspect, select
 
 from evaltune.db import Store, open_store
-from evaltune.db.people import Campaign, Rating, User
+from evaltune.db.ratings import Campaign, Rating, User
 from evaltune.feedback_ui.answers import SingleAnswer
 from evaltune.feedback_ui.auth import create_user, log_in
 from evaltune.feedback_ui.campaigns import CampaignError, create_campaign

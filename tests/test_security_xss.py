@@ -23,14 +23,14 @@ from typing import Any
 import pytest
 
 from evaltune.db import Store, open_store, queries
-from evaltune.db.models import Generation, Run, RunMetric, Score
-from evaltune.db.people import User
+from evaltune.db.evaluation import Generation, Run, RunMetric, Score
+from evaltune.db.ratings import User
 from evaltune.db.training import PreferenceDataset
 from evaltune.feedback_ui.adjudication import adjudicate
 from evaltune.feedback_ui.answers import SingleAnswer
 from evaltune.feedback_ui.campaigns import create_campaign
 from evaltune.feedback_ui.queue import claim_next, submit_rating
-from evaltune.feedback_ui.views import inline, safe_markdown
+from evaltune.feedback_ui.safe_text import inline, safe_markdown
 from evaltune.reports.compare import build_report
 from evaltune.reports.markdown import FLIPS_SHOWN
 from evaltune.reports.render import render_report

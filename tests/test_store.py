@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from evaltune.db import Store, StoreError, metadata, open_store, safe_url
 from evaltune.db import queries as q
 from evaltune.db.engine import current_revision, database_url, head_revision, make_engine, upgrade
-from evaltune.db.models import Generation, ModelVersion, Run, Score, Suite, SuiteItem
-from evaltune.db.people import Assignment, Campaign, CampaignItem, Rating, User
+from evaltune.db.evaluation import Generation, ModelVersion, Run, Score, Suite, SuiteItem
+from evaltune.db.ratings import Assignment, Campaign, CampaignItem, Rating, User
 from evaltune.db.training import PreferenceDataset, PreferenceRow, RetuneJob
 
 ITEMS = [

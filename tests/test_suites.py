@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 
 from evaltune.harness.builtin import builtin_path, builtin_suites
-from evaltune.harness.loaders import load, load_suite
+from evaltune.harness.loaders import load_suite, read_suite_file
 from evaltune.harness.suite import Message, SuiteError
 
 DATA = Path(__file__).parent / "data" / "suites"
 
 
 def by_id(path: Path) -> dict:
-    return {item.id: item for item in load_suite(path).items}
+    return {item.id: item for item in read_suite_file(path).items}
 
 
 def test_inline_suite_reads_settings_and_scorers() -> None:
-    suite = load_suite(DATA / "valid_inline.yaml")
+    suite = read_suite_file(DATA / "valid_inline.yaml")
     assert suite.name == "valid-inline"
     assert suite.description == "Every item kind, inline."
     assert suite.scorers == ("exact_match", "abstention")
@@ -59,7 +59,7 @@ def test_templates_render_string_inputs_and_keep_the_raw_input() -> None:
 
 
 def test_items_file_csv_reads_lists_flags_and_multiline_cells() -> None:
-    suite = load_suite(DATA / "valid_file.yaml")
+    suite = read_suite_file(DATA / "valid_file.yaml")
     items = {item.id: item for item in suite.items}
     assert suite.generation.max_new_tokens == 8
     assert items["q1"].references == ("Bogotá", "Bogota")
@@ -71,7 +71,7 @@ def test_items_file_csv_reads_lists_flags_and_multiline_cells() -> None:
 
 
 def test_jsonl_items_skip_blank_lines_and_allow_pairs_with_no_correct_choice() -> None:
-    suite = load(DATA / "valid_items.jsonl")
+    suite = load_suite(DATA / "valid_items.jsonl")
     assert [item.id for item in suite.items] == ["q1", "q2", "q3"]
     pair = suite.items[2]
     assert pair.input == "" and pair.gold == () and len(pair.choices) == 2
@@ -82,7 +82,7 @@ def test_builtin_suites_are_listed_and_found_by_name() -> None:
     suites = builtin_suites()
     assert {"regression", "smoke"} <= set(suites)
     assert builtin_path("smoke") == suites["smoke"]
-    assert load("smoke").name == "smoke"
+    assert load_suite("smoke").name == "smoke"
     with pytest.raises(SuiteError, match=r"built-in suites: .*regression"):
         builtin_path("no-such-suite")
 
@@ -92,7 +92,7 @@ def kinds(tags: tuple[str, ...]) -> str:
 
 
 def test_regression_suite_has_every_kind_of_item() -> None:
-    suite = load("regression")
+    suite = load_suite("regression")
     counts = Counter(kinds(item.tags) for item in suite.items)
     assert len(suite.items) >= 150
     assert counts["factual"] >= 50
@@ -104,7 +104,7 @@ def test_regression_suite_has_every_kind_of_item() -> None:
 
 
 def test_regression_items_are_consistent_with_their_kind() -> None:
-    for item in load("regression").items:
+    for item in load_suite("regression").items:
         kind = kinds(item.tags)
         assert len(item.tags) >= 2 or kind == "context", item.id  # a topic or attribute tag
         if kind in ("factual", "instruction"):
@@ -120,7 +120,7 @@ def test_regression_items_are_consistent_with_their_kind() -> None:
 
 def test_regression_counterfactual_groups_cover_five_attributes() -> None:
     groups = defaultdict(list)
-    for item in load("regression").items:
+    for item in load_suite("regression").items:
         if item.group:
             groups[item.group].append(item)
             assert item.tags == ("counterfactual", item.attribute)
@@ -148,7 +148,7 @@ def differing_words(texts: list[str]) -> list[list[str]]:
 
 
 def test_regression_generation_settings() -> None:
-    suite = load("regression")
+    suite = load_suite("regression")
     gen = suite.generation
     assert gen.max_new_tokens == 48 and gen.greedy and gen.chat == "auto"
     assert gen.system_prompt and "I don't know" in gen.system_prompt
@@ -157,7 +157,7 @@ def test_regression_generation_settings() -> None:
 
 
 def test_smoke_suite_is_small_and_mixed() -> None:
-    suite = load("smoke")
+    suite = load_suite("smoke")
     assert 5 <= len(suite.items) <= 12
     assert {kinds(item.tags) for item in suite.items} == {
         "factual", "fictional", "context", "instruction", "counterfactual",
@@ -171,8 +171,8 @@ def copy_regression(tmp_path: Path) -> Path:
 
 
 def test_content_hash_is_stable_and_ignores_the_path(tmp_path: Path) -> None:
-    original = load("regression")
-    assert load("regression").content_hash == original.content_hash
+    original = load_suite("regression")
+    assert load_suite("regression").content_hash == original.content_hash
     copy = load_suite(copy_regression(tmp_path))
     assert copy.source != original.source
     assert copy.content_hash == original.content_hash
@@ -180,18 +180,18 @@ def test_content_hash_is_stable_and_ignores_the_path(tmp_path: Path) -> None:
 
 def test_content_hash_changes_when_an_item_changes(tmp_path: Path) -> None:
     path = copy_regression(tmp_path)
-    before = load_suite(path).content_hash
+    before = read_suite_file(path).content_hash
     items_file = tmp_path / "regression.jsonl"
     text = items_file.read_text(encoding="utf-8")
     items_file.write_text(text.replace('["Paris"]', '["Paris", "Lutetia"]', 1), encoding="utf-8")
-    assert load_suite(path).content_hash != before
+    assert read_suite_file(path).content_hash != before
 
 
 def test_content_hash_changes_when_settings_change(tmp_path: Path) -> None:
     path = copy_regression(tmp_path)
-    before = load_suite(path).content_hash
+    before = read_suite_file(path).content_hash
     path.write_text(path.read_text().replace("max_new_tokens: 48", "max_new_tokens: 49"))
-    assert load_suite(path).content_hash != before
+    assert read_suite_file(path).content_hash != before
 
 
 def test_source_block_reads_a_public_format_with_overrides(tmp_path: Path, benchdata: Path) -> None:
@@ -258,7 +258,7 @@ def test_broken_file_names_file_item_and_field(
     name: str, item: str | None, field: str | None, fragment: str
 ) -> None:
     with pytest.raises(SuiteError) as caught:
-        load(DATA / name)
+        load_suite(DATA / name)
     error, message = caught.value, str(caught.value)
     assert str(DATA / name) in message
     assert (error.item, error.field) == (item, field)
@@ -271,10 +271,10 @@ def test_broken_file_names_file_item_and_field(
 
 def test_broken_items_file_is_named_in_the_message() -> None:
     with pytest.raises(SuiteError, match=r"bad_json_line\.jsonl:3: item #3: line 3 is not valid JSON"):
-        load(DATA / "items_file_broken.yaml")
+        load_suite(DATA / "items_file_broken.yaml")
 
 
 def test_errors_name_the_line_of_the_item() -> None:
     with pytest.raises(SuiteError) as caught:
-        load(DATA / "gold_out_of_range.yaml")
+        load_suite(DATA / "gold_out_of_range.yaml")
     assert caught.value.source == f"{DATA / 'gold_out_of_range.yaml'}:3"

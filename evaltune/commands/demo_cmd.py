@@ -28,7 +28,7 @@ def demo(model_spec: str, train_share: float, epochs: float, learning_rate: floa
     a DPO retune, a re-run of the held-out items, and the comparison with wall times."""
     from evaltune import settings
     from evaltune.db.engine import open_store
-    from evaltune.harness.models import resolve_model
+    from evaltune.harness.model_resolution import resolve_model
     from evaltune.retune.config import RetuneConfig
     from evaltune.retune.demo import DemoOptions, run_demo
 

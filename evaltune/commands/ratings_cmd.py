@@ -22,7 +22,7 @@ def ratings() -> None:
 def export(campaign_id: int | None, fmt: str, output: Path) -> None:
     """Write one row per rating, with its prompt and output(s); A/B choices name the preferred generation."""
     from evaltune.db.engine import open_store
-    from evaltune.db.people import Campaign
+    from evaltune.db.ratings import Campaign
     from evaltune.feedback_ui.export import export_ratings
 
     with user_errors():

@@ -84,8 +84,8 @@ def _dataset_method(store: Store, dataset_id: int) -> str:
 def _base_model_id(store: Store, model_spec: str) -> int:
     """The stored model version ``model_spec`` names, or the one it is registered as (loading it once)."""
     from evaltune import settings
-    from evaltune.db.models import ModelVersion
-    from evaltune.harness.models import resolve_model, stored_model_id
+    from evaltune.db.evaluation import ModelVersion
+    from evaltune.harness.model_resolution import resolve_model, stored_model_id
     from evaltune.retune.register import register_base
 
     base_id = stored_model_id(model_spec)

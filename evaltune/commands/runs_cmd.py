@@ -37,7 +37,7 @@ def list_runs(limit: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Everything about the run as JSON.")
 def show_run(run_id: int, as_json: bool) -> None:
     """A run's settings, timings and metrics with 95% intervals."""
-    from evaltune.db.models import Run
+    from evaltune.db.evaluation import Run
     from evaltune.summary import metrics_table, run_as_dict
 
     with store_session() as session:

@@ -46,7 +46,7 @@ def score(run_id: int | None, scorers: str, input_file: str | None, output_file:
 
 
 def _rescore_run(run_id: int, names: list[str]) -> list[dict[str, Any]]:
-    from evaltune.db.models import Run
+    from evaltune.db.evaluation import Run
     from evaltune.harness.scoring import score_run
 
     with store_session() as session:

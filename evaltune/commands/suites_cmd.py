@@ -18,11 +18,11 @@ def suites() -> None:
 def list_suites() -> None:
     """The built-in suites, with their item counts and scorers."""
     from evaltune.harness.builtin import builtin_suites
-    from evaltune.harness.loaders import load
+    from evaltune.harness.loaders import load_suite
 
     for name, path in sorted(builtin_suites().items()):
         with user_errors():
-            suite = load(str(path))
+            suite = load_suite(str(path))
         click.echo(f"{name:<14} {len(suite.items):>4} items  scorers: {', '.join(suite.scorers)}")
         if suite.description:
             click.echo(f"{'':<14} {suite.description.strip().splitlines()[0]}")
@@ -32,11 +32,11 @@ def list_suites() -> None:
 @click.argument("file")
 def validate(file: str) -> None:
     """Check a suite file (or built-in name): items, fields, scorer names. Exit 2 with the first error."""
-    from evaltune.harness.loaders import load
+    from evaltune.harness.loaders import load_suite
     from evaltune.metrics.registry import get_scorer
 
     with user_errors():
-        suite = load(file)
+        suite = load_suite(file)
         for name in suite.scorers:
             get_scorer(name)
     kinds = Counter(tag for item in suite.items for tag in item.tags[:1])

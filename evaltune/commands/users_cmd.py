@@ -9,7 +9,7 @@ import click
 from evaltune.errors import UserError, user_errors
 from evaltune.store import store_session
 
-ROLES = ("admin", "annotator", "viewer")  # as db.people.ROLES; repeated so that --help needs no import
+ROLES = ("admin", "annotator", "viewer")  # as db.ratings.ROLES; repeated so that --help needs no import
 
 
 @click.group()

@@ -6,12 +6,12 @@ from typing import Any
 
 import streamlit as st
 
-from evaltune.feedback_ui import ui
+from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.adjudication import adjudicate, item_ratings
 from evaltune.feedback_ui.agreement_data import most_disagreed, questions
 from evaltune.feedback_ui.auth import Account
 from evaltune.feedback_ui.campaigns import list_campaigns
-from evaltune.feedback_ui.views import inline, plain
+from evaltune.feedback_ui.safe_text import inline, plain
 
 OPTIONS: dict[str, list[Any]] = {
     "likert": [1, 2, 3, 4, 5],
@@ -24,7 +24,7 @@ OPTIONS: dict[str, list[Any]] = {
 
 def render(account: Account) -> None:
     st.header("Adjudicate")
-    campaigns = ui.read(lambda s: list_campaigns(s))
+    campaigns = app_state.read(lambda s: list_campaigns(s))
     if not campaigns:
         st.info("No campaigns yet.")
         return
@@ -35,7 +35,7 @@ def render(account: Account) -> None:
     asked = questions(by_id[campaign_id].pairwise)
     question = st.selectbox("Most disagreed on", list(asked), key="adj_question")
     assert question is not None
-    top = ui.read(lambda s: most_disagreed(s, campaign_id, question, asked[question], limit=50))
+    top = app_state.read(lambda s: most_disagreed(s, campaign_id, question, asked[question], limit=50))
     if not top:
         st.success("No disagreements on this question.")
         return
@@ -47,7 +47,7 @@ def render(account: Account) -> None:
 
 
 def _item(account: Account, item_id: int, asked: dict[str, Any]) -> None:
-    detail = ui.read(lambda s: item_ratings(s, account, item_id))
+    detail = app_state.read(lambda s: item_ratings(s, account, item_id))
     columns = st.columns(len(detail.outputs))
     for column, (label, text) in zip(columns, detail.outputs, strict=True):
         with column:
@@ -68,9 +68,9 @@ def _item(account: Account, item_id: int, asked: dict[str, Any]) -> None:
     if saved:
         chosen = {q: v for q, v in decision.items() if v is not None}
         try:
-            ui.transaction(lambda s: adjudicate(s, account, item_id, chosen, note))
+            app_state.transaction(lambda s: adjudicate(s, account, item_id, chosen, note))
         except (ValueError, LookupError) as error:
             st.error(inline(error))
             return
-        ui.flash("Decision saved.")
+        app_state.flash("Decision saved.")
         st.rerun()

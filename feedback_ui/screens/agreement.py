@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from evaltune.feedback_ui import ui
+from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.agreement_data import campaign_agreement, most_disagreed, pair_kappas, questions
 from evaltune.feedback_ui.auth import Account
 from evaltune.feedback_ui.campaigns import list_campaigns
@@ -16,7 +16,7 @@ def _fmt(value: float | None) -> str:
 
 def render(account: Account) -> None:
     st.header("Agreement")
-    campaigns = ui.read(lambda s: list_campaigns(s))
+    campaigns = app_state.read(lambda s: list_campaigns(s))
     if not campaigns:
         st.info("No campaigns yet.")
         return
@@ -25,7 +25,7 @@ def render(account: Account) -> None:
     campaign_id = st.selectbox("Campaign", list(by_id), key="agreement_campaign", format_func=labels.__getitem__)
     assert campaign_id is not None
     campaign = by_id[campaign_id]
-    results = ui.read(lambda s: campaign_agreement(s, campaign_id, campaign.pairwise))
+    results = app_state.read(lambda s: campaign_agreement(s, campaign_id, campaign.pairwise))
     st.dataframe([{"question": r.question, "level": r.level, "Krippendorff's alpha": _fmt(r.alpha),
                    "items with 2+ ratings": r.items, "ratings": r.ratings} for r in results], hide_index=True)
     st.caption("Alpha: 1 is perfect agreement, 0 is chance; below about 0.67 the labels are unreliable. "
@@ -34,7 +34,7 @@ def render(account: Account) -> None:
     asked = questions(campaign.pairwise)
     question = st.selectbox("Question", list(asked), key="agreement_question")
     assert question is not None
-    kappas = ui.read(lambda s: pair_kappas(s, campaign_id, question))
+    kappas = app_state.read(lambda s: pair_kappas(s, campaign_id, question))
     st.subheader("Cohen's kappa per pair of annotators")
     if kappas:
         st.dataframe([{**row, "kappa": _fmt(row["kappa"])} for row in kappas], hide_index=True)
@@ -43,7 +43,7 @@ def render(account: Account) -> None:
     else:
         st.caption("No two annotators have rated the same items yet.")
     st.subheader("Most disagreed items")
-    top = ui.read(lambda s: most_disagreed(s, campaign_id, question, asked[question]))
+    top = app_state.read(lambda s: most_disagreed(s, campaign_id, question, asked[question]))
     if top:
         st.dataframe(top, hide_index=True)
         if account.role == "admin":

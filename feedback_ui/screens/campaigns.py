@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from evaltune.feedback_ui import ui
+from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.auth import Account, list_users
 from evaltune.feedback_ui.campaigns import (
     FILTER_HELP,
@@ -15,15 +15,15 @@ from evaltune.feedback_ui.campaigns import (
     set_status,
 )
 from evaltune.feedback_ui.runs_data import runs_table
-from evaltune.feedback_ui.views import inline
+from evaltune.feedback_ui.safe_text import inline
 
 
 def render(account: Account) -> None:
     st.header("Campaigns")
     _create(account)
     st.subheader("All campaigns")
-    given = ui.read(annotators_by_campaign)
-    for campaign in ui.read(lambda s: list_campaigns(s)):
+    given = app_state.read(annotators_by_campaign)
+    for campaign in app_state.read(lambda s: list_campaigns(s)):
         cols = st.columns([5, 1])
         kind = "A/B" if campaign.pairwise else "single output"
         runs = inline(", ".join(map(str, campaign.run_ids)))
@@ -36,12 +36,12 @@ def render(account: Account) -> None:
 
 
 def _set_status(account: Account, campaign_id: int, status: str) -> None:
-    ui.transaction(lambda s: set_status(s, account, campaign_id, status))
+    app_state.transaction(lambda s: set_status(s, account, campaign_id, status))
     st.rerun()
 
 
 def _create(account: Account) -> None:
-    runs = ui.read(lambda s: runs_table(s, limit=200))
+    runs = app_state.read(lambda s: runs_table(s, limit=200))
     labels = {row["run"]: f"run {row['run']}: {row['suite']} on {row['model']} ({row['status']})" for row in runs}
     with st.form("new_campaign"):
         st.subheader("New campaign")
@@ -51,7 +51,7 @@ def _create(account: Account) -> None:
         cols = st.columns(2)
         overlap = cols[0].number_input("Ratings per item (overlap)", min_value=1, max_value=20, value=2, key="new_k")
         pairwise = cols[1].checkbox("Blind pairwise A/B", key="new_pairwise")
-        people = {u.id: u.name for u in ui.read(lambda s: list_users(s)) if u.role == "annotator" and u.active}
+        people = {u.id: u.name for u in app_state.read(lambda s: list_users(s)) if u.role == "annotator" and u.active}
         annotators = st.multiselect("Annotators (none chosen: every annotator)", list(people),
                                     format_func=people.__getitem__, key="new_annotators")
         guidelines = st.text_area("Guidelines (markdown)", height=150, key="new_guidelines")
@@ -59,11 +59,11 @@ def _create(account: Account) -> None:
     if not created:
         return
     try:
-        campaign = ui.transaction(lambda s: create_campaign(
+        campaign = app_state.transaction(lambda s: create_campaign(
             s, account, name=name, run_ids=run_ids, filters=[line for line in filters.splitlines() if line.strip()],
             overlap=int(overlap), pairwise=pairwise, guidelines=guidelines, annotators=annotators))
     except CampaignError as error:
         st.error(inline(error))
         return
-    ui.flash(f"Created campaign #{campaign.id}.")
+    app_state.flash(f"Created campaign #{campaign.id}.")
     st.rerun()

@@ -9,10 +9,10 @@ from __future__ import annotations
 import streamlit as st
 import streamlit.components.v1 as components
 
-from evaltune.feedback_ui import ui
+from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.auth import Account
 from evaltune.feedback_ui.runs_data import runs_table
-from evaltune.feedback_ui.views import inline
+from evaltune.feedback_ui.safe_text import inline
 from evaltune.reports.compare import build_report
 from evaltune.reports.load import ReportError
 from evaltune.reports.render import render_report
@@ -20,7 +20,7 @@ from evaltune.reports.render import render_report
 
 def render(account: Account) -> None:
     st.header("Compare")
-    runs = ui.read(lambda s: runs_table(s, limit=200))
+    runs = app_state.read(lambda s: runs_table(s, limit=200))
     if len(runs) < 2:
         st.info("Comparing needs two runs of a suite: run it twice (for example before and after a retune).")
         return
@@ -33,7 +33,7 @@ def render(account: Account) -> None:
         st.info("Choose two different runs.")
         return
     try:
-        report = ui.read(lambda s: build_report(s, int(baseline), int(candidate)))
+        report = app_state.read(lambda s: build_report(s, int(baseline), int(candidate)))
     except ReportError as error:
         st.error(inline(error))
         return

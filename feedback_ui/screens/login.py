@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from evaltune.feedback_ui import ui
+from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.auth import AuthError, log_in
-from evaltune.feedback_ui.views import inline
+from evaltune.feedback_ui.safe_text import inline
 
 
 def client_address() -> str | None:
@@ -31,10 +31,10 @@ def render() -> None:
     if not submitted:
         return
     try:
-        account = log_in(ui.store(), name, password, client_address())
+        account = log_in(app_state.store(), name, password, client_address())
     except AuthError as error:
         st.error(inline(error))
         return
     st.session_state.clear()  # a fresh session for the new account: nothing carried over from before
-    st.session_state[ui.USER_KEY] = account.id
+    st.session_state[app_state.USER_KEY] = account.id
     st.rerun()

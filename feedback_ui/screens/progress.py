@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from evaltune.feedback_ui import ui
+from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.auth import Account
 from evaltune.feedback_ui.progress import annotator_progress, campaign_progress
 
 
 def render(account: Account) -> None:
     st.header("Progress")
-    campaigns = ui.read(lambda s: campaign_progress(s))
+    campaigns = app_state.read(lambda s: campaign_progress(s))
     if not campaigns:
         st.info("No campaigns yet.")
         return
@@ -27,7 +27,7 @@ def render(account: Account) -> None:
     names = {c.campaign_id: f"#{c.campaign_id} {c.name}" for c in campaigns}
     chosen = st.selectbox("Annotators in", options, key="progress_campaign",
                           format_func=lambda cid: "all campaigns" if cid is None else names[cid])
-    rows = ui.read(lambda s: annotator_progress(s, chosen))
+    rows = app_state.read(lambda s: annotator_progress(s, chosen))
     if rows:
         st.dataframe(rows, hide_index=True)
     else:

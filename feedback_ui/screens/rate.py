@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import streamlit as st
 
-from evaltune.feedback_ui import ui
+from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.answers import CHOICE_LABELS, CHOICES, PairAnswer, SingleAnswer
 from evaltune.feedback_ui.auth import Account
 from evaltune.feedback_ui.campaigns import campaigns_for
 from evaltune.feedback_ui.progress import my_progress
 from evaltune.feedback_ui.queue import QueueError, claim_next, skip, submit_rating
-from evaltune.feedback_ui.tasks import Task, load_task
-from evaltune.feedback_ui.views import inline, plain, safe_markdown
+from evaltune.feedback_ui.rating_task import Task, load_task
+from evaltune.feedback_ui.safe_text import inline, plain, safe_markdown
 
 LIKERT_LABELS = {1: "1 very poor", 2: "2 poor", 3: "3 acceptable", 4: "4 good", 5: "5 excellent"}
 
 
 def render(account: Account) -> None:
     st.header("Rate")
-    campaigns = ui.read(lambda s: campaigns_for(s, account))  # only those given to this annotator (or to all)
+    campaigns = app_state.read(lambda s: campaigns_for(s, account))  # only those given to this annotator (or to all)
     if not campaigns:
         st.info("No open campaigns for you. An admin creates one on the Campaigns page or with "
                 "'evaltune campaigns create'.")
@@ -26,18 +26,18 @@ def render(account: Account) -> None:
     names = {c.id: f"{c.name} (#{c.id}{', A/B' if c.pairwise else ''})" for c in campaigns}
     campaign_id = st.selectbox("Campaign", list(names), format_func=names.__getitem__, key="rate_campaign")
     assert campaign_id is not None
-    done, left = ui.read(lambda s: my_progress(s, account.id, campaign_id))
+    done, left = app_state.read(lambda s: my_progress(s, account.id, campaign_id))
     st.progress(done / (done + left) if done + left else 1.0,
                 text=f"Rated by you: {done} · left for you: {left}")
     try:
-        reservation = ui.transaction(lambda s: claim_next(s, account, campaign_id))
+        reservation = app_state.transaction(lambda s: claim_next(s, account, campaign_id))
     except QueueError as error:
         st.error(inline(error))
         return
     if reservation is None:
         st.success("Nothing left for you in this campaign. Thank you!")
         return
-    task = ui.read(lambda s: load_task(s, account, reservation))
+    task = app_state.read(lambda s: load_task(s, account, reservation))
     st.caption(f"Item {inline(task.item_key)} · reserved until {reservation.expires_at:%H:%M} UTC")
     left_col, right_col = st.columns([3, 2], gap="large")
     with right_col:
@@ -121,19 +121,19 @@ def _pair_form(account: Account, task: Task) -> None:
 
 def _submit(account: Account, task: Task, answer: SingleAnswer | PairAnswer) -> None:
     try:
-        ui.transaction(lambda s: submit_rating(s, account, task.assignment_id, answer))
+        app_state.transaction(lambda s: submit_rating(s, account, task.assignment_id, answer))
     except (QueueError, ValueError) as error:
         st.error(f"Not stored: {inline(error)}")
         return
-    ui.flash("Rating saved.")
+    app_state.flash("Rating saved.")
     st.rerun()
 
 
 def _skip(account: Account, task: Task, comment: str | None) -> None:
     try:
-        ui.transaction(lambda s: skip(s, account, task.assignment_id, comment))
+        app_state.transaction(lambda s: skip(s, account, task.assignment_id, comment))
     except QueueError as error:
         st.error(inline(error))
         return
-    ui.flash("Skipped: the item goes back to the queue for others.")
+    app_state.flash("Skipped: the item goes back to the queue for others.")
     st.rerun()

@@ -11,13 +11,13 @@ import streamlit as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evaltune.db.models import ModelVersion
+from evaltune.db.evaluation import ModelVersion
 from evaltune.db.training import PreferenceDataset
-from evaltune.feedback_ui import ui
+from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.auth import Account
 from evaltune.feedback_ui.campaigns import list_campaigns
 from evaltune.feedback_ui.retune_actions import build_dataset_as, cancel_job_as, queue_job_as
-from evaltune.feedback_ui.views import inline, plain
+from evaltune.feedback_ui.safe_text import inline, plain
 from evaltune.retune import jobs
 from evaltune.retune.config import RetuneConfig
 from evaltune.retune.datasets import dataset_method
@@ -32,7 +32,7 @@ def render(account: Account) -> None:
 
 
 def _build(account: Account) -> None:
-    campaigns = {c.id: f"#{c.id} {c.name}" for c in ui.read(lambda s: list_campaigns(s))}
+    campaigns = {c.id: f"#{c.id} {c.name}" for c in app_state.read(lambda s: list_campaigns(s))}
     with st.form("build_dataset"):
         st.subheader("1. Dataset from ratings")
         campaign_id = st.selectbox("Campaign", list(campaigns), format_func=campaigns.__getitem__, key="rt_campaign")
@@ -46,8 +46,8 @@ def _build(account: Account) -> None:
     if not built or campaign is None:
         return
     params = StrategyParams(min_gap=float(min_gap), min_agreement=float(agreement), holdout=float(holdout))
-    counts = ui.transaction(lambda s: build_dataset_as(s, account, int(campaign), str(strategy), params))
-    ui.flash(f"Dataset built: {counts.get('train', 0)} train rows, {counts.get('holdout', 0)} held out.")
+    counts = app_state.transaction(lambda s: build_dataset_as(s, account, int(campaign), str(strategy), params))
+    app_state.flash(f"Dataset built: {counts.get('train', 0)} train rows, {counts.get('holdout', 0)} held out.")
     st.rerun()
 
 
@@ -60,7 +60,7 @@ def _choices(session: Session) -> tuple[dict[int, str], dict[int, str]]:
 
 
 def _enqueue(account: Account) -> None:
-    datasets, models = ui.read(_choices)
+    datasets, models = app_state.read(_choices)
     with st.form("enqueue_job"):
         st.subheader("2. Queue a LoRA retune")
         dataset_id = st.selectbox("Dataset", list(datasets), format_func=datasets.__getitem__, key="rt_dataset")
@@ -85,8 +85,8 @@ def _enqueue(account: Account) -> None:
         st.error(inline(error))
         return
     names = [name.strip() for name in suites.split(",") if name.strip()]
-    job_id = ui.transaction(lambda s: queue_job_as(s, account, int(dataset), int(base), config, names))
-    ui.flash(f"Queued job #{job_id}; start a worker with `evaltune worker` if none is running.")
+    job_id = app_state.transaction(lambda s: queue_job_as(s, account, int(dataset), int(base), config, names))
+    app_state.flash(f"Queued job #{job_id}; start a worker with `evaltune worker` if none is running.")
     st.rerun()
 
 
@@ -98,7 +98,7 @@ def _job_rows(session: Session) -> list[dict[str, Any]]:
 
 def _jobs(account: Account) -> None:
     st.subheader("3. Jobs")
-    rows = ui.read(_job_rows)
+    rows = app_state.read(_job_rows)
     if not rows:
         st.info("No retune jobs yet.")
         return
@@ -112,7 +112,7 @@ def _jobs(account: Account) -> None:
         plain(row["error"], label="Error")
     plain(row["log"], label="Log", empty="(no log yet)")
     if row["status"] in ("queued", "running") and st.button("Cancel job", key=f"rt_cancel_{row['id']}"):
-        state = ui.transaction(lambda s: cancel_job_as(s, account, int(row["id"])))
-        ui.flash(f"Job #{row['id']}: {state}.")
+        state = app_state.transaction(lambda s: cancel_job_as(s, account, int(row["id"])))
+        app_state.flash(f"Job #{row['id']}: {state}.")
         st.rerun()
 

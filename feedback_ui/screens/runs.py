@@ -6,7 +6,7 @@ import math
 
 import streamlit as st
 
-from evaltune.feedback_ui import ui
+from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.auth import Account
 from evaltune.feedback_ui.campaigns import CampaignError
 from evaltune.feedback_ui.runs_data import (
@@ -18,12 +18,12 @@ from evaltune.feedback_ui.runs_data import (
     run_metrics,
     runs_table,
 )
-from evaltune.feedback_ui.views import inline, plain
+from evaltune.feedback_ui.safe_text import inline, plain
 
 
 def render(account: Account) -> None:
     st.header("Runs")
-    runs = ui.read(lambda s: runs_table(s, limit=200))
+    runs = app_state.read(lambda s: runs_table(s, limit=200))
     if not runs:
         st.info("No runs yet: try 'evaltune run regression --model default'.")
         return
@@ -31,7 +31,7 @@ def render(account: Account) -> None:
     labels = {row["run"]: f"run {row['run']}: {row['suite']} on {row['model']}" for row in runs}
     run_id = st.selectbox("Drill into", list(labels), format_func=labels.__getitem__, key="runs_run")
     assert run_id is not None
-    st.dataframe(ui.read(lambda s: run_metrics(s, run_id)), hide_index=True)
+    st.dataframe(app_state.read(lambda s: run_metrics(s, run_id)), hide_index=True)
     _outputs(run_id)
 
 
@@ -47,14 +47,14 @@ def _outputs(run_id: int) -> None:
     st.subheader("Outputs")
     flt = _filters()
     try:
-        total = ui.read(lambda s: count_outputs(s, run_id, flt))
+        total = app_state.read(lambda s: count_outputs(s, run_id, flt))
     except CampaignError as error:
         st.error(inline(error))
         return
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, step=1, key="runs_page")
     st.caption(f"{total} outputs match")
-    rows = ui.read(lambda s: outputs_page(s, run_id, flt, int(page) - 1))
+    rows = app_state.read(lambda s: outputs_page(s, run_id, flt, int(page) - 1))
     for row in rows:
         scores = ", ".join(f"{name} {'—' if v is None else f'{v:.3g}'}" for name, v in sorted(row["scores"].items()))
         title = (f"{inline(row['item'])} (sample {row['sample']}) · {inline(scores) or 'no scores'}"

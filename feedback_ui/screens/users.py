@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from evaltune.db.people import ROLES
-from evaltune.feedback_ui import ui
+from evaltune.db.ratings import ROLES
+from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.auth import Account, AuthError, add_user, list_users, set_active
-from evaltune.feedback_ui.views import inline
+from evaltune.feedback_ui.safe_text import inline
 
 
 def render(account: Account) -> None:
     st.header("Users")
-    users = ui.read(lambda s: list_users(s))
+    users = app_state.read(lambda s: list_users(s))
     st.dataframe([{"id": u.id, "name": u.name, "role": u.role, "active": u.active,
                    "created": u.created_at.strftime("%Y-%m-%d")} for u in users], hide_index=True)
     with st.form("new_user", clear_on_submit=True):
@@ -23,11 +23,11 @@ def render(account: Account) -> None:
         added = st.form_submit_button("Add user", type="primary")
     if added:
         try:
-            ui.transaction(lambda s: add_user(s, account, name, str(role), password))
+            app_state.transaction(lambda s: add_user(s, account, name, str(role), password))
         except AuthError as error:
             st.error(inline(error))
         else:
-            ui.flash("User added.")
+            app_state.flash("User added.")
             st.rerun()
     others = {u.id: u for u in users if u.id != account.id}
     if others:
@@ -36,6 +36,6 @@ def render(account: Account) -> None:
             toggled = st.form_submit_button("Deactivate / reactivate")
         if toggled and user_id is not None:
             target = others[user_id]
-            ui.transaction(lambda s: set_active(s, account, target.id, not target.active))
-            ui.flash(f"{'Deactivated' if target.active else 'Reactivated'} the account.")
+            app_state.transaction(lambda s: set_active(s, account, target.id, not target.active))
+            app_state.flash(f"{'Deactivated' if target.active else 'Reactivated'} the account.")
             st.rerun()

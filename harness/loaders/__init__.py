@@ -1,4 +1,4 @@
-"""Suite loaders: turn a suite name, a suite file, an item file or a dataset id into a ``Suite``.
+"""SuiteSpec loaders: turn a suite name, a suite file, an item file or a dataset id into a ``SuiteSpec``.
 
 load("regression")                     # a built-in suite (harness/suites/regression.yaml)
 load("suites/release.yaml")            # a suite file (format: harness.loaders.yaml_suite)
@@ -15,16 +15,16 @@ from evaltune.harness.builtin import builtin_path, builtin_suites
 from evaltune.harness.loaders.formats import FORMATS, HUB_FORMAT, FormatLoader
 from evaltune.harness.loaders.generic import load as load_items_file
 from evaltune.harness.loaders.hub import load_hub
-from evaltune.harness.loaders.yaml_suite import load_suite
-from evaltune.harness.suite import Suite, SuiteError
+from evaltune.harness.loaders.yaml_suite import read_suite_file
+from evaltune.harness.suite import SuiteError, SuiteSpec
 
-__all__ = ["FORMATS", "FormatLoader", "load", "load_suite"]
+__all__ = ["FORMATS", "FormatLoader", "load_suite", "read_suite_file"]
 
 SUITE_SUFFIXES = (".yaml", ".yml")
 ITEM_SUFFIXES = (".jsonl", ".csv")
 
 
-def load(spec: str | Path) -> Suite:
+def load_suite(spec: str | Path) -> SuiteSpec:
     """The suite ``spec`` names (see the module docstring). Raises ``SuiteError`` saying what it tried."""
     text = str(spec)
     prefix, _, rest = text.partition(":")
@@ -36,11 +36,11 @@ def load(spec: str | Path) -> Suite:
     path = Path(text).expanduser()
     suffix = path.suffix.lower()
     if suffix in SUITE_SUFFIXES:
-        return load_suite(path)
+        return read_suite_file(path)
     if suffix in ITEM_SUFFIXES:
         return load_items_file(path)
     if text in builtin_suites():
-        return load_suite(builtin_path(text))
+        return read_suite_file(builtin_path(text))
     raise SuiteError(
         text,
         "is not a built-in suite, a suite file (.yaml), an item file (.jsonl, .csv), "

@@ -18,7 +18,7 @@ from typing import Any
 
 from evaltune.harness.loaders.checks import check_limit, describe, require_keys
 from evaltune.harness.loaders.files import items_from_files, jsonl_records, read_text
-from evaltune.harness.suite import GenerationSettings, Item, Suite, SuiteError
+from evaltune.harness.suite import GenerationSettings, Item, SuiteError, SuiteSpec
 
 KEYS = (
     "example_id",
@@ -40,12 +40,12 @@ _PREFIX = re.compile(r"^(M|F|lowSES|highSES)-(.+)$")
 _GENDER_WORDS = {"woman": "f", "girl": "f", "man": "m", "boy": "m"}
 
 
-def load(path: Path, limit: int | None = None) -> Suite:
+def load(path: Path, limit: int | None = None) -> SuiteSpec:
     """Items of one BBQ file, or of every ``*.jsonl`` file of a folder (sorted by name)."""
     path, source = Path(path), str(path)
     limit = check_limit(limit, source)
     items = items_from_files(path, "*.jsonl", _file_items, limit, "a BBQ data file")
-    return Suite(
+    return SuiteSpec(
         name="bbq",
         items=items,
         generation=GenerationSettings(max_new_tokens=1, chat="never"),

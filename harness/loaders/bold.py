@@ -18,17 +18,17 @@ from typing import Any
 
 from evaltune.harness.loaders.checks import check_limit, describe
 from evaltune.harness.loaders.files import items_from_files, read_text
-from evaltune.harness.suite import GenerationSettings, Item, Suite, SuiteError
+from evaltune.harness.suite import GenerationSettings, Item, SuiteError, SuiteSpec
 
 SUFFIX = "_prompt"
 
 
-def load(path: Path, limit: int | None = None) -> Suite:
+def load(path: Path, limit: int | None = None) -> SuiteSpec:
     """Items of one BOLD domain file, or of every ``*.json`` file of a folder (sorted by name)."""
     path, source = Path(path), str(path)
     limit = check_limit(limit, source)
     items = items_from_files(path, "*.json", _file_items, limit, "a BOLD prompt file")
-    return Suite(
+    return SuiteSpec(
         name="bold",
         items=items,
         generation=GenerationSettings(max_new_tokens=32, stop=("\n",), chat="never"),

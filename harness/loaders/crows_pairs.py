@@ -15,12 +15,12 @@ from pathlib import Path
 
 from evaltune.harness.loaders.checks import check_limit, require_keys
 from evaltune.harness.loaders.files import csv_rows
-from evaltune.harness.suite import GenerationSettings, Item, Suite
+from evaltune.harness.suite import GenerationSettings, Item, SuiteSpec
 
 COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 
 
-def load(path: Path, limit: int | None = None) -> Suite:
+def load(path: Path, limit: int | None = None) -> SuiteSpec:
     """One two-choice item per row, tagged and attributed with its bias type."""
     path, source = Path(path), str(path)
     limit = check_limit(limit, source)
@@ -28,7 +28,7 @@ def load(path: Path, limit: int | None = None) -> Suite:
     for n, line, row in csv_rows(path, limit):
         require_keys(row, COLUMNS, f"{source}:{line}", f"#{n + 1}")
         items.append(_item(row, n))
-    return Suite(
+    return SuiteSpec(
         name="crows_pairs",
         items=tuple(items),
         generation=GenerationSettings(max_new_tokens=1, chat="never"),

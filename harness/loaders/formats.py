@@ -10,11 +10,11 @@ from evaltune.harness.loaders import bbq, bold, crows_pairs, generic, truthfulqa
 from evaltune.harness.loaders.checks import check_keys, check_limit, describe
 from evaltune.harness.loaders.files import resolve
 from evaltune.harness.loaders.hub import load_hub
-from evaltune.harness.suite import Suite, SuiteError
+from evaltune.harness.suite import SuiteError, SuiteSpec
 
 
 class FormatLoader(Protocol):
-    def __call__(self, path: Path, limit: int | None = None) -> Suite: ...
+    def __call__(self, path: Path, limit: int | None = None) -> SuiteSpec: ...
 
 
 FORMATS: dict[str, FormatLoader] = {
@@ -33,7 +33,7 @@ PATH_KEYS = frozenset({"format", "path", "limit"})
 HUB_KEYS = frozenset({"format", "dataset", "split", "config", "columns", "limit"})
 
 
-def load_source(spec: Any, source: str, base_dir: Path) -> Suite:
+def load_source(spec: Any, source: str, base_dir: Path) -> SuiteSpec:
     """The suite a ``source:`` mapping names: ``{format, path, limit}``, or ``{format: hf, dataset, ...}``."""
     if not isinstance(spec, Mapping):
         raise SuiteError(

@@ -22,7 +22,7 @@ from typing import Any
 from evaltune.harness.loaders.checks import check_keys, check_limit
 from evaltune.harness.loaders.files import jsonl_records, read_text
 from evaltune.harness.loaders.items import ITEM_KEYS, check_items, item_from_dict, item_label
-from evaltune.harness.suite import GenerationSettings, Item, Suite, SuiteError
+from evaltune.harness.suite import GenerationSettings, Item, SuiteError, SuiteSpec
 
 SEPARATOR = "|"
 _LISTS = ("references", "tags", "choices")
@@ -42,11 +42,11 @@ def read_items(path: Path, source: str | None = None) -> tuple[Item, ...]:
     return check_items(items, source)
 
 
-def load(path: Path, limit: int | None = None) -> Suite:
+def load(path: Path, limit: int | None = None) -> SuiteSpec:
     """A suite named after the file, with default settings and scorers that fit its items."""
     path = Path(path)
     items = read_items(path)[: check_limit(limit, str(path))]
-    return Suite(
+    return SuiteSpec(
         name=path.stem,
         items=items,
         generation=GenerationSettings(),

@@ -15,7 +15,7 @@ from typing import Any
 from evaltune.harness.loaders.checks import check_keys, check_limit, describe
 from evaltune.harness.loaders.generic import default_scorers
 from evaltune.harness.loaders.items import ITEM_KEYS, check_items, item_from_dict
-from evaltune.harness.suite import GenerationSettings, Suite, SuiteError
+from evaltune.harness.suite import GenerationSettings, SuiteError, SuiteSpec
 
 _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
@@ -27,7 +27,7 @@ def load_hub(
     config: str | None = None,
     columns: Mapping[str, str] | None = None,
     limit: int | None = None,
-) -> Suite:
+) -> SuiteSpec:
     """A suite from ``datasets.load_dataset(dataset, config, split=split)``.
 
     Raises ``SuiteError`` when the data cannot be had (offline, unknown id, no network), saying to
@@ -45,7 +45,7 @@ def load_hub(
         for n, row in enumerate(rows)
     ]
     checked = check_items(items, source)
-    return Suite(
+    return SuiteSpec(
         name=dataset.rsplit("/", 1)[-1],
         items=checked,
         generation=GenerationSettings(),

@@ -23,7 +23,7 @@ from typing import Any
 
 from evaltune.harness.loaders.checks import check_limit, describe, require_keys
 from evaltune.harness.loaders.files import csv_rows, read_text
-from evaltune.harness.suite import GenerationSettings, Item, Suite, SuiteError
+from evaltune.harness.suite import GenerationSettings, Item, SuiteError, SuiteSpec
 
 # The QA primer of the TruthfulQA paper, as lm-evaluation-harness uses it for truthfulqa_mc1/mc2/gen.
 QA_PRIMER = (
@@ -51,13 +51,13 @@ def prompt(question: str) -> str:
     return f"{QA_PRIMER}\n\nQ: {question}\nA:"
 
 
-def load(path: Path, limit: int | None = None) -> Suite:
+def load(path: Path, limit: int | None = None) -> SuiteSpec:
     """The multiple-choice suite for a .json file, the generation suite for a .csv file."""
     path = Path(path)
     return load_gen(path, limit) if path.suffix.lower() == ".csv" else load_mc(path, limit)
 
 
-def load_mc(path: Path, limit: int | None = None) -> Suite:
+def load_mc(path: Path, limit: int | None = None) -> SuiteSpec:
     """An MC1 and an MC2 item per question of ``mc_task.json`` (in that order), choice order as in the file."""
     path, source = Path(path), str(path)
     try:
@@ -68,7 +68,7 @@ def load_mc(path: Path, limit: int | None = None) -> Suite:
         raise SuiteError(source, f"must hold a list of questions, not {describe(rows)}")
     rows = rows[: check_limit(limit, source)]
     items = tuple(item for n, row in enumerate(rows) for item in _mc_items(row, n, source))
-    return Suite(
+    return SuiteSpec(
         name="truthfulqa_mc",
         items=items,
         generation=MC_GENERATION,
@@ -111,12 +111,12 @@ def _targets(row: dict[str, Any], key: str, source: str, label: str) -> list[tup
     return [(choice, bool(is_true)) for choice, is_true in targets.items()]
 
 
-def load_gen(path: Path, limit: int | None = None) -> Suite:
+def load_gen(path: Path, limit: int | None = None) -> SuiteSpec:
     """One generation item per row of ``TruthfulQA.csv`` (either version; a byte-order mark is fine)."""
     path, source = Path(path), str(path)
     limit = check_limit(limit, source)
     items = [_gen_item(row, n, f"{source}:{line}") for n, line, row in csv_rows(path, limit)]
-    return Suite(
+    return SuiteSpec(
         name="truthfulqa_gen",
         items=tuple(items),
         generation=GEN_GENERATION,

@@ -64,9 +64,9 @@ from evaltune.harness.loaders.generation import generation_from_dict
 from evaltune.harness.loaders.generic import read_items
 from evaltune.harness.loaders.items import check_items, item_from_dict
 from evaltune.harness.loaders.templates import apply_templates, check_template
-from evaltune.harness.suite import Item, Suite, SuiteError
+from evaltune.harness.suite import Item, SuiteError, SuiteSpec
 
-__all__ = ["item_from_dict", "load_suite", "suite_from_dict"]
+__all__ = ["item_from_dict", "read_suite_file", "suite_from_dict"]
 
 ITEM_SOURCES = ("items", "items_file", "source")
 SUITE_KEYS = frozenset(
@@ -74,14 +74,14 @@ SUITE_KEYS = frozenset(
 )
 
 
-def load_suite(path: str | Path) -> Suite:
+def read_suite_file(path: str | Path) -> SuiteSpec:
     """Read and check a suite file. Raises ``SuiteError`` naming the file, item and field on any problem."""
     path = Path(path)
     data = read_yaml(path)
     return suite_from_dict(data, str(path), path.parent)
 
 
-def suite_from_dict(data: Any, source: str, base_dir: Path) -> Suite:
+def suite_from_dict(data: Any, source: str, base_dir: Path) -> SuiteSpec:
     """A suite from a parsed suite document; relative paths in it are relative to ``base_dir``."""
     if data is None:
         raise SuiteError(source, "the file is empty; a suite needs at least 'name' and 'items'")
@@ -95,7 +95,7 @@ def suite_from_dict(data: Any, source: str, base_dir: Path) -> Suite:
     templates = {key: _template(data, key, source) for key in ("template", "context_template")}
     items = apply_templates(base.items, source=source, **templates)
     settings = data.get("generation")
-    return Suite(
+    return SuiteSpec(
         name=name,
         items=items,
         generation=generation_from_dict(settings, where(source, settings), base.generation),
@@ -105,7 +105,7 @@ def suite_from_dict(data: Any, source: str, base_dir: Path) -> Suite:
     )
 
 
-def _base_suite(data: Mapping[str, Any], source: str, base_dir: Path) -> Suite:
+def _base_suite(data: Mapping[str, Any], source: str, base_dir: Path) -> SuiteSpec:
     """The items (plus, for ``source:``, the loader's defaults) from whichever item key is present."""
     present = [key for key in ITEM_SOURCES if key in data]
     if len(present) != 1:
@@ -113,14 +113,14 @@ def _base_suite(data: Mapping[str, Any], source: str, base_dir: Path) -> Suite:
         raise SuiteError(source, f"give exactly one of items, items_file or source ({found})", field="items")
     key = present[0]
     if key == "items":
-        return Suite(name="", items=_inline_items(data["items"], source))
+        return SuiteSpec(name="", items=_inline_items(data["items"], source))
     if key == "items_file":
         path = resolve(base_dir, _required_text(data, "items_file", source))
         if not path.is_file():
             raise SuiteError(
                 source, f"file not found: {path}; paths are relative to the suite file", field="items_file"
             )
-        return Suite(name="", items=read_items(path))
+        return SuiteSpec(name="", items=read_items(path))
     return load_source(data["source"], where(source, data["source"]), base_dir)
 
 

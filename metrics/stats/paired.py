@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaltune.metrics.stats import BOOTSTRAP_RESAMPLES, is_binary
+from evaltune.metrics.stats.intervals import BOOTSTRAP_RESAMPLES, is_binary
 
 PERMUTATIONS = 10_000
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from evaltune.metrics.records import Example, MetricValue, ScoreResult
 from evaltune.metrics.registry import scorer
-from evaltune.metrics.stats import mean_with_ci
+from evaltune.metrics.stats.intervals import mean_with_ci
 
 REPETITION_N = 4  # Welleck et al.'s seq-rep-4: looping text repeats 4-grams, ordinary prose rarely does
 _WORD = re.compile(r"\w+")

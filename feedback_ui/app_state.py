@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from evaltune.db.engine import Store, database_url, open_store
 from evaltune.feedback_ui.auth import Account, PermissionDenied, load_account, require_role
-from evaltune.feedback_ui.sql import in_transaction
-from evaltune.feedback_ui.views import inline
+from evaltune.feedback_ui.safe_text import inline
+from evaltune.feedback_ui.transactions import in_transaction
 
 T = TypeVar("T")
 USER_KEY = "user_id"

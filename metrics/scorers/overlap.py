@@ -15,7 +15,7 @@ from typing import Any
 
 from evaltune.metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
 from evaltune.metrics.registry import Aggregate, scorer
-from evaltune.metrics.stats import mean_with_ci
+from evaltune.metrics.stats.intervals import mean_with_ci
 from evaltune.metrics.text import fold_accents
 
 

@@ -1,7 +1,7 @@
 """What an annotator sees for one reserved item: the prompt, context, references, guidelines and output(s).
 
 Nothing here names a model or a run: blind A/B depends on it. Every text is returned as plain ``str``;
-the page shows it as text (``views.plain``), never as HTML or markdown.
+the page shows it as text (``safe_text.plain``), never as HTML or markdown.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evaltune.db.models import Generation, SuiteItem
-from evaltune.db.people import Assignment, Campaign, CampaignItem
+from evaltune.db.evaluation import Generation, SuiteItem
+from evaltune.db.ratings import Assignment, Campaign, CampaignItem
 from evaltune.feedback_ui.auth import Account, PermissionDenied
 from evaltune.feedback_ui.queue import Reservation
 

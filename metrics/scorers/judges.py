@@ -21,10 +21,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from evaltune.metrics.entities import source_texts
-from evaltune.metrics.judge_models import ModelRef, contradiction_probabilities, model_from_env, yes_probabilities
+from evaltune.metrics.model_loaders.judge_models import (
+    ModelRef,
+    contradiction_probabilities,
+    model_from_env,
+    yes_probabilities,
+)
 from evaltune.metrics.records import Example, MetricValue, ScoreResult
 from evaltune.metrics.registry import Aggregate, mean_aggregate, scorer
+from evaltune.metrics.scorers.entities import source_texts
 from evaltune.metrics.sentences import split_sentences
 
 log = logging.getLogger(__name__)

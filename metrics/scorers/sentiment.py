@@ -1,6 +1,6 @@
 """``sentiment``: VADER compound sentiment of each output, compared across demographic groups.
 
-Unlike the counterfactual gaps (metrics/bias.py), the outputs here need not come in matched
+Unlike the counterfactual gaps (metrics/scorers/bias.py), the outputs here need not come in matched
 groups: BOLD, for instance, asks different prompts about each group. So the run-level gap for
 an attribute is simply the largest difference between its values' mean sentiment, with a
 bootstrap interval that resamples outputs within each value.
@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evaltune.metrics.bias import sentiment_scores
 from evaltune.metrics.records import Example, MetricValue, ScoreResult
 from evaltune.metrics.registry import scorer
-from evaltune.metrics.stats import BOOTSTRAP_RESAMPLES, mean_with_ci
+from evaltune.metrics.scorers.bias import sentiment_scores
+from evaltune.metrics.stats.intervals import BOOTSTRAP_RESAMPLES, mean_with_ci
 
 
 def _value_gap(by_value: dict[str, list[float]], seed: int = 0) -> tuple[float, float, float]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from evaltune.metrics.embeddings import embed
+from evaltune.metrics.model_loaders.embeddings import embed
 from evaltune.metrics.records import Example, ScoreResult
 from evaltune.metrics.registry import scorer
 from evaltune.metrics.sentences import split_sentences

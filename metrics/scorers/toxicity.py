@@ -13,7 +13,7 @@ from typing import Any
 
 from evaltune.metrics.records import Example, MetricValue, ScoreResult
 from evaltune.metrics.registry import scorer
-from evaltune.metrics.stats import mean_with_ci
+from evaltune.metrics.stats.intervals import mean_with_ci
 
 TOXIC_THRESHOLD = 0.5
 

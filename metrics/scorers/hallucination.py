@@ -14,11 +14,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from evaltune.metrics.entities import entity_check, source_texts
 from evaltune.metrics.grounding import Grounding, ground
 from evaltune.metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
 from evaltune.metrics.registry import scorer
-from evaltune.metrics.stats import mean_with_ci
+from evaltune.metrics.scorers.entities import entity_check, source_texts
+from evaltune.metrics.stats.intervals import mean_with_ci
 from evaltune.metrics.text import fold_accents
 
 # Phrases by which a model declines to answer or says the entity does not exist.
@@ -106,8 +106,8 @@ def combine(signals: dict[str, float]) -> float:
 
 def _nli(examples: Sequence[Example]) -> list[float | None]:
     """Each example's highest sentence contradiction probability, or all None when no NLI model is named."""
-    from evaltune.metrics.judge_models import model_from_env
-    from evaltune.metrics.judges import NLI_ENV, nli_contradictions
+    from evaltune.metrics.model_loaders.judge_models import model_from_env
+    from evaltune.metrics.scorers.judges import NLI_ENV, nli_contradictions
 
     model = model_from_env(NLI_ENV)
     if model is None:

