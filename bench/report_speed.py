@@ -3,7 +3,9 @@
     python bench/report_speed.py [--items 5000]
 
 Seeds a fresh SQLite store in a temporary folder (three scorers per item: two 0/1, one continuous),
-then times building the report and rendering HTML, Markdown, JSON and JUnit (with a gate file).
+then times building the report and rendering HTML, Markdown, JSON and JUnit (with a gate file), and
+measures the build's peak memory (Python objects and numpy arrays, by tracemalloc, in a second build so
+that tracing does not slow the timed one).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,6 +44,11 @@ def main() -> None:
         with store.session_scope() as session:
             report = build_report(session, ids.baseline, ids.candidate)
         timings["build (load + statistics)"] = time.perf_counter() - started
+        tracemalloc.start()
+        with store.session_scope() as session:
+            build_report(session, ids.baseline, ids.candidate)
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
         outcome = check_gates(report, load_gates(gate_file))
         for fmt in ("html", "md", "json"):
             started = time.perf_counter()
@@ -53,6 +61,7 @@ def main() -> None:
     for name, seconds in timings.items():
         print(f"{name:<32} {seconds:7.3f}s")
     print(f"{'total':<32} {sum(timings.values()):7.3f}s")
+    print(f"{'build peak memory':<32} {peak_mb:7.1f} MB")
 
 
 if __name__ == "__main__":

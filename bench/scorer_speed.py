@@ -18,7 +18,7 @@ import time
 from evaltune.metrics.records import Example
 from evaltune.metrics.registry import get_scorer
 
-DEFAULT_SCORERS = ("bleu", "chrf", "rouge", "rouge_l", "bertscore", "semantic_similarity", "distinct_n",
+DEFAULT_SCORERS = ("bleu", "chrf", "rouge_1", "rouge_2", "rouge_l", "bertscore", "semantic_similarity", "distinct_n",
                    "repetition", "length", "readability", "toxicity", "demographic_representation",
                    "cf_sentiment_gap", "cf_toxicity_gap", "cf_refusal_gap", "cf_length_gap", "cf_similarity")
 

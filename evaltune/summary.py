@@ -1,4 +1,8 @@
-"""Plain-text and JSON renderings of a run for the terminal."""
+"""Plain-text and JSON renderings of a run for the terminal.
+
+The JSON (``run --json``, ``runs show --json``) carries ``schema_version`` so that scripts reading it can tell
+a later shape from this one. Version 1 is the unversioned JSON of earlier releases; 2 only adds the field.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from evaltune.db.evaluation import Run
     from evaltune.evaluate import Evaluation
+
+RUN_SCHEMA_VERSION = 2
 
 
 def _fmt(value: float) -> str:
@@ -36,12 +42,13 @@ def metrics_table(metrics: list[dict[str, Any]]) -> str:
 
 
 def format_summary(evaluation: Evaluation, as_json: bool = False) -> str:
+    """What ``evaltune run`` prints: a header and the metrics table, or (``as_json``) the same as JSON."""
     outcome = evaluation.outcome
     metrics = [m.__dict__ for m in outcome.metrics]
     if as_json:
-        return json.dumps({"run_id": outcome.run_id, "suite": evaluation.suite.name,
-                           "model": evaluation.model.display_name, "resumed": outcome.resumed,
-                           "load_s": round(evaluation.load_s, 3), "stats": outcome.stats,
+        return json.dumps({"schema_version": RUN_SCHEMA_VERSION, "run_id": outcome.run_id,
+                           "suite": evaluation.suite.name, "model": evaluation.model.display_name,
+                           "resumed": outcome.resumed, "load_s": round(evaluation.load_s, 3), "stats": outcome.stats,
                            "metrics": metrics}, indent=2)
     stats = outcome.stats
     head = [
@@ -57,7 +64,9 @@ def format_summary(evaluation: Evaluation, as_json: bool = False) -> str:
 
 
 def run_as_dict(run: Run) -> dict[str, Any]:
+    """A stored run as ``runs show --json`` prints it: settings, timings and metrics, with ``schema_version``."""
     return {
+        "schema_version": RUN_SCHEMA_VERSION,
         "id": run.id,
         "suite": run.suite.name,
         "suite_version": run.suite.content_hash[:12],

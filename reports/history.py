@@ -16,6 +16,8 @@ from evaltune.reports.load import ReportError
 from evaltune.reports.markdown import fmt, md_cell
 from evaltune.reports.records import json_safe
 
+HISTORY_SCHEMA_VERSION = 2  # 1: the unversioned JSON of earlier releases; 2 only adds the field
+
 
 @dataclass(frozen=True)
 class Point:
@@ -82,8 +84,9 @@ def _model_ids(session: Session, model: str) -> set[int]:
 def render_history(history: History, fmt_name: str) -> str:
     """``json`` (every point), ``md`` (a table per metric) or ``html`` (tables and an SVG line per metric)."""
     if fmt_name == "json":
-        return json.dumps(json_safe({"suite": history.suite, "model": history.model,
-                                  "points": [asdict(p) for p in history.points]}), indent=2) + "\n"
+        return json.dumps(json_safe({"schema_version": HISTORY_SCHEMA_VERSION, "suite": history.suite,
+                                     "model": history.model, "points": [asdict(p) for p in history.points]}),
+                          indent=2) + "\n"
     by_metric: dict[str, list[Point]] = {}
     for point in history.points:
         by_metric.setdefault(point.metric, []).append(point)

@@ -1,7 +1,9 @@
 """The comparison report as typed values; ``report_to_dict`` gives the JSON with every number.
 
 Every part of the system that shows a comparison (the CLI's formats, the gate, the app) reads these
-dataclasses, so the numbers agree everywhere. NaN (no data) becomes ``null`` in JSON.
+dataclasses, so the numbers agree everywhere. NaN (no data) becomes ``null`` in JSON. The JSON carries
+``schema_version`` (``REPORT_SCHEMA_VERSION``); ``reports.report_json.load_report_json`` reads it back,
+older versions included.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 
 VERDICTS = ("better", "worse", "no significant change")
 ALPHA = 0.05
+# 1: the JSON before it carried a version (metric "rouge", which repeated "rouge_l"); 2: versioned, no "rouge".
+REPORT_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,10 @@ def json_safe(value: Any) -> Any:
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:
-    """Every number of the report as plain JSON types (NaN → None); distributions are left out."""
+    """Every number of the report as plain JSON types (NaN → None), with its ``schema_version``.
+
+    Distributions (the per-item values behind the plots) are left out.
+    """
     data = asdict(report)
     data.pop("distributions", None)
-    return dict(json_safe(data))
+    return {"schema_version": REPORT_SCHEMA_VERSION, **json_safe(data)}

@@ -41,11 +41,17 @@ def test_bleu_and_chrf_equal_sacrebleu(name: str) -> None:
     assert metrics[name].n == 2
 
 
-def test_rouge_reports_all_variants_and_agrees_with_rouge_l() -> None:
-    values, _ = run("rouge", [CAT, NO_REF])
-    assert values[0] == pytest.approx(run("rouge_l", [CAT])[0][0]) and values[1] is None
-    perfect = get_scorer("rouge").score_batch([Example("x", "p", "a b c", ("a b c",))])[0]
-    assert perfect.value == 1.0 and perfect.details["rouge2"]["f"] == 1.0 and perfect.details["rouge1"]["recall"] == 1.0
+def test_each_rouge_variant_is_its_own_scorer_with_one_number() -> None:
+    """ROUGE-1, ROUGE-2 and ROUGE-L are three names for three numbers (once, 'rouge' repeated rouge_l)."""
+    backwards = Example("backwards", "p", "mat a on sat cat the", ("the cat sat on a mat",))
+    one, two, lcs = (run(name, [backwards, NO_REF])[0] for name in ("rouge_1", "rouge_2", "rouge_l"))
+    # The same six words in reverse order: every unigram, no bigram, a longest common subsequence of one word.
+    assert (one[0], two[0], lcs[0]) == pytest.approx((1.0, 0.0, 1 / 6))
+    assert one[1] is None and two[1] is None and lcs[1] is None
+    with pytest.raises(KeyError, match="unknown scorer 'rouge'"):
+        get_scorer("rouge")
+    perfect = get_scorer("rouge_2").score_batch([Example("x", "p", "a b c", ("a b c",))])[0]
+    assert perfect.value == 1.0 and perfect.details["precision"] == perfect.details["recall"] == 1.0
 
 
 def test_bertscore_runs_offline_and_ranks_paraphrase_above_unrelated() -> None:
@@ -113,18 +119,22 @@ def test_syllable_heuristic_is_right_on_most_common_words() -> None:
     assert right / len(known) >= 0.85  # the last four are known misses (vowel pairs said apart)
 
 
-def test_rouge_l_equals_the_rouge_score_package() -> None:
-    """rouge_l computes its LCS itself (no nltk import); its values must be rouge-score's."""
+@pytest.mark.parametrize(("name", "variant"), [("rouge_1", "rouge1"), ("rouge_2", "rouge2"), ("rouge_l", "rougeL")])
+def test_rouge_equals_the_rouge_score_package(name: str, variant: str) -> None:
+    """The ROUGE scorers count overlaps themselves (no nltk import); their values must be rouge-score's."""
     import random
 
     from rouge_score import rouge_scorer
 
     rng = random.Random(3)
     words = ["the", "cat", "sat", "on", "a", "mat", "Paris", "is", "capital", "of", "France", "2024", "Zoë", "!"]
-    package = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    package = rouge_scorer.RougeScorer([variant], use_stemmer=False)
     for _ in range(300):
         output = " ".join(rng.choices(words, k=rng.randint(0, 12)))
         references = tuple(" ".join(rng.choices(words, k=rng.randint(0, 9))) for _ in range(rng.randint(1, 3)))
-        ours = get_scorer("rouge_l").score_batch([Example("x", "p", output, references)])[0].value
-        expected = max(package.score(fold_accents(r), fold_accents(output))["rougeL"].fmeasure for r in references)
-        assert ours == pytest.approx(expected, abs=1e-12)
+        ours = get_scorer(name).score_batch([Example("x", "p", output, references)])[0]
+        scores = [package.score(fold_accents(r), fold_accents(output))[variant] for r in references]
+        best = max(scores, key=lambda score: score.fmeasure)
+        assert ours.value == pytest.approx(best.fmeasure, abs=1e-12)
+        assert ours.details is not None and ours.details["precision"] == pytest.approx(best.precision, abs=1e-12)
+        assert ours.details["recall"] == pytest.approx(best.recall, abs=1e-12)

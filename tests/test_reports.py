@@ -3,36 +3,28 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from scipy import stats
 
-from evaltune.cli import main
 from evaltune.db import open_store
 from evaltune.db.engine import Store
 from evaltune.metrics.stats.paired import benjamini_hochberg
 from evaltune.reports.compare import build_report
 from evaltune.reports.history import history_of, render_history
 from evaltune.reports.load import ReportError
-from evaltune.reports.records import report_to_dict
+from evaltune.reports.records import REPORT_SCHEMA_VERSION, report_to_dict
 from evaltune.reports.render import render_report
+from evaltune.reports.report_json import ReportJsonError, load_report_json, report_from_dict
+from tests.conftest import invoke_main
 from tests.fixtures.report_seed import HOSTILE, SeededRuns, exact_match, fluency, hallucinated, seed_runs
 
 N = 40
 
-
-def invoke_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-                ) -> tuple[int, str, str]:
-    """``evaltune ARGS`` in-process through ``main()`` (which maps errors to exit codes); (code, out, err)."""
-    monkeypatch.setattr("sys.argv", ["evaltune", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture
@@ -172,6 +164,7 @@ def test_report_command_and_history(seeded: tuple[Store, SeededRuns], store_url:
     lineage_only = history_of("qa", model="tuned-adapter", url=store_url)
     assert {p.run_id for p in lineage_only.points} == {ids.candidate}
     assert "<svg" in render_history(trend, "html") and "| 0.080 [" in render_history(trend, "md")
+    assert json.loads(render_history(trend, "json"))["schema_version"] == 2
     code, out, _err = invoke_main(["report", "--history", "qa", "--metric", "fluency"], monkeypatch, capsys)
     assert code == 0 and "## fluency" in out
 
@@ -198,3 +191,79 @@ def test_app_compare_page_shows_the_same_report(seeded: tuple[Store, SeededRuns]
     at.selectbox(key="cmp_cand").set_value(ids.candidate)
     at.run()
     assert not at.exception and [s.value for s in at.subheader] == ["Verdict: better"]
+
+
+# A report JSON as evaltune wrote it before reports carried a version (schema 1), trimmed to a few rows.
+# It still has the scorer "rouge", which reported the number "rouge_l" reports.
+REPORT_V1 = """{
+  "baseline": {"id": 1, "suite": "qa", "suite_version": "a1b2c3d4e5f6", "model": "base-model",
+               "model_version_id": 1, "created_at": "2026-10-01T09:00:00"},
+  "candidate": {"id": 2, "suite": "qa", "suite_version": "a1b2c3d4e5f6", "model": "tuned-adapter",
+                "model_version_id": 2, "created_at": "2026-10-02T09:00:00"},
+  "shared_items": 40, "baseline_only": 0, "candidate_only": 0, "verdict": "better",
+  "metrics": [
+    {"name": "exact_match", "family": "quality", "higher_is_better": true,
+     "baseline": {"value": 0.75, "ci_low": 0.6, "ci_high": 0.86, "n": 40},
+     "candidate": {"value": 0.85, "ci_low": 0.71, "ci_high": 0.93, "n": 40},
+     "delta": 0.1, "delta_ci_low": -0.025, "delta_ci_high": 0.225, "p_value": 0.289, "test": "mcnemar",
+     "q_value": 0.289, "verdict": "no significant change"},
+    {"name": "rouge", "family": "quality", "higher_is_better": true,
+     "baseline": {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 40},
+     "candidate": {"value": 0.62, "ci_low": 0.52, "ci_high": 0.71, "n": 40},
+     "delta": 0.12, "delta_ci_low": 0.05, "delta_ci_high": 0.19, "p_value": 0.001, "test": "permutation",
+     "q_value": 0.002, "verdict": "better"}
+  ],
+  "flipped": [{"key": "q03", "tags": ["history"], "lost": ["exact_match"], "gained": [], "impact": 1,
+               "prompt": "Question 3?", "baseline_output": "baseline answer 3", "candidate_output": "no idea"}],
+  "tags": [{"tag": "math", "metric": "rouge", "n": 20, "baseline": 0.5, "candidate": 0.6, "delta": 0.1}],
+  "bias_gaps": [{"metric": "sentiment_gap", "attribute": "gender", "baseline": null,
+                 "candidate": {"value": 0.08, "ci_low": 0.01, "ci_high": 0.3, "n": 12},
+                 "baseline_p": null, "candidate_p": 0.4, "change": null}],
+  "human": null,
+  "lineage": [],
+  "gates": [{"metric": "exact_match", "rule": "min", "threshold": 0.6, "passed": true, "actual": 0.85,
+             "message": "exact_match = 0.8500 (must be >= 0.6)"}],
+  "gates_passed": true
+}"""
+
+
+def test_an_old_unversioned_report_json_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(REPORT_V1)
+    report = load_report_json(path)
+    assert [m.name for m in report.metrics] == ["exact_match", "rouge_l"]  # "rouge" was ROUGE-L F
+    assert report.metrics[1].candidate.value == 0.62 and report.metrics[1].verdict == "better"
+    assert report.tags[0].metric == "rouge_l" and report.flipped[0].lost == ["exact_match"]
+    gap = report.bias_gaps[0]
+    assert gap.baseline is None and gap.baseline_p is None and math.isnan(gap.change)
+    assert report.human is None and report.verdict == "better"
+    assert report_to_dict(report)["schema_version"] == REPORT_SCHEMA_VERSION == 2
+    # Where the old report had both names, "rouge" repeated "rouge_l"'s number and is dropped.
+    both = json.loads(REPORT_V1)
+    both["metrics"].append({**both["metrics"][1], "name": "rouge_l"})
+    migrated = report_from_dict(both)
+    assert [m.name for m in migrated.metrics] == ["exact_match", "rouge_l"] and len(migrated.tags) == 0
+
+
+def test_the_current_report_json_reads_back_to_the_same_report(seeded: tuple[Store, SeededRuns],
+                                                              tmp_path: Path) -> None:
+    store, ids = seeded
+    with store.session_scope() as session:
+        report = build_report(session, ids.baseline, ids.candidate)
+    path = tmp_path / "report.json"
+    path.write_text(render_report(report, "json"))
+    assert json.loads(path.read_text())["schema_version"] == REPORT_SCHEMA_VERSION
+    assert report_to_dict(load_report_json(path)) == report_to_dict(report)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"schema_version": 3}, "written by a newer evaltune (schema_version 3; this one reads up to 2)"),
+    ({"schema_version": "2"}, "field 'schema_version' must be a whole number"),
+    ({"shared_items": None}, "field 'shared_items' must be int"),
+    ({"metrics": [{"name": "exact_match"}]}, "field 'metrics[0].family' is missing"),
+])
+def test_a_report_json_that_cannot_be_read_names_the_field(tmp_path: Path, change: dict, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({**json.loads(REPORT_V1), **change}))
+    with pytest.raises(ReportJsonError, match=re.escape(f"{path}: ") + ".*" + re.escape(message)):
+        load_report_json(path)

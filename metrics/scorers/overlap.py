@@ -1,16 +1,22 @@
-"""N-gram overlap with references: BLEU and chrF (sacrebleu), ROUGE-1/2/L (rouge-score).
+"""N-gram overlap with references: BLEU and chrF (sacrebleu), ROUGE-1, ROUGE-2 and ROUGE-L.
 
 BLEU and chrF are on sacrebleu's 0-100 scale, so that the numbers equal what ``sacrebleu``
 prints and what papers report. Per output they are sentence-level scores against all of the
 item's references (BLEU with effective order, as ``sacrebleu.sentence_bleu``); the run-level
 mean comes with a 95% interval, and the corpus-level score (the number MT papers quote: n-gram
 statistics pooled before the ratio) is in the details with sacrebleu's signature.
+
+ROUGE is three scorers, one number each: ``rouge_1`` (unigram), ``rouge_2`` (bigram) and ``rouge_l``
+(longest common subsequence) F-measure against the best-matching reference, on 0-1, equal to the
+rouge-score package's values (its tokenizer, no stemming). The overlap is counted here so that
+scoring does not import nltk (about 3 s); precision and recall are in each score's details.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cache, lru_cache
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
 from evaltune.metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
@@ -71,23 +77,59 @@ def chrf(example: Example) -> ScoreResult:
     return _sentence("chrf", example)
 
 
-@lru_cache(maxsize=1)
-def _rouge_scorer() -> Any:
-    from rouge_score import rouge_scorer  # imported here: it pulls nltk and absl
-
-    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
+Overlap = Callable[[list[str], list[str]], tuple[float, float]]  # (reference, output) tokens -> (P, R)
 
 
-@scorer("rouge", family="quality", needs=("reference",))
-def rouge(example: Example) -> ScoreResult:
-    """ROUGE-L F against the best reference, with ROUGE-1/2/L precision, recall and F in the details."""
-    if not example.references:
-        return NOT_APPLICABLE
-    output = fold_accents(example.output)  # rouge-score's tokenizer drops non-ASCII letters
-    scores = [_rouge_scorer().score(fold_accents(reference), output) for reference in example.references]
-    best = max(range(len(scores)), key=lambda k: scores[k]["rougeL"].fmeasure)
-    details: dict[str, Any] = {
-        kind: {"precision": s.precision, "recall": s.recall, "f": s.fmeasure} for kind, s in scores[best].items()
-    }
-    details["best_reference"] = example.references[best]
-    return ScoreResult(scores[best]["rougeL"].fmeasure, details)
+def _rouge_tokens(text: str) -> list[str]:
+    from rouge_score.tokenize import tokenize  # this module alone needs neither nltk nor absl
+
+    return list(tokenize(fold_accents(text), None))  # rouge-score's tokenizer drops non-ASCII letters
+
+
+def _ngram_overlap(n: int) -> Overlap:
+    def overlap(reference: list[str], output: list[str]) -> tuple[float, float]:
+        ref_grams = Counter(tuple(reference[i : i + n]) for i in range(len(reference) - n + 1))
+        out_grams = Counter(tuple(output[i : i + n]) for i in range(len(output) - n + 1))
+        shared = sum((ref_grams & out_grams).values())
+        return shared / max(sum(out_grams.values()), 1), shared / max(sum(ref_grams.values()), 1)
+
+    return overlap
+
+
+def _lcs_overlap(reference: list[str], output: list[str]) -> tuple[float, float]:
+    if not reference or not output:
+        return 0.0, 0.0
+    previous = [0] * (len(output) + 1)
+    for ref_token in reference:
+        current = [0]
+        for j, out_token in enumerate(output):
+            current.append(previous[j] + 1 if ref_token == out_token else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1] / len(output), previous[-1] / len(reference)
+
+
+def _f_measure(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+def _register_rouge(name: str, overlap: Overlap, what: str) -> None:
+    def score(example: Example) -> ScoreResult:
+        if not example.references:
+            return NOT_APPLICABLE
+        output = _rouge_tokens(example.output)
+        best: tuple[float, float, float, str] = (-1.0, 0.0, 0.0, "")
+        for reference in example.references:
+            precision, recall = overlap(_rouge_tokens(reference), output)
+            if _f_measure(precision, recall) > best[0]:  # ties keep the first reference
+                best = (_f_measure(precision, recall), precision, recall, reference)
+        value, precision, recall, reference = best
+        return ScoreResult(value, {"precision": precision, "recall": recall, "best_reference": reference})
+
+    score.__doc__ = (f"{what} F-measure (0-1) against the best-matching reference, as the rouge-score package "
+                     "computes it; precision and recall in the details.")
+    scorer(name, family="quality", needs=("reference",))(score)
+
+
+_register_rouge("rouge_1", _ngram_overlap(1), "ROUGE-1 (unigram overlap)")
+_register_rouge("rouge_2", _ngram_overlap(2), "ROUGE-2 (bigram overlap)")
+_register_rouge("rouge_l", _lcs_overlap, "ROUGE-L (longest common subsequence)")

@@ -1,4 +1,7 @@
-"""Reference-based quality scorers: exact match, answer match, token F1, ROUGE-L."""
+"""Reference-based quality scorers: exact match, answer match, token F1, multiple-choice accuracy.
+
+ROUGE-1/2/L live with the other n-gram overlap scorers in ``overlap.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from collections import Counter
 
 from evaltune.metrics.records import NOT_APPLICABLE, Example, ScoreResult
 from evaltune.metrics.registry import scorer
-from evaltune.metrics.text import contains_phrase, fold_accents, normalize, tokens
+from evaltune.metrics.text import contains_phrase, normalize, tokens
 
 
 @scorer("exact_match", family="quality", needs=("reference",))
@@ -51,41 +54,6 @@ def token_f1(example: Example) -> ScoreResult:
     predicted = tokens(example.output)
     best = max(example.references, key=lambda ref: _f1(predicted, tokens(ref)))
     return ScoreResult(_f1(predicted, tokens(best)), {"best_reference": best})
-
-
-@scorer("rouge_l", family="quality", needs=("reference",))
-def rouge_l(example: Example) -> ScoreResult:
-    """ROUGE-L F-measure against the best-matching reference, as the rouge-score package computes it
-    (its tokenizer, no stemming); the LCS is computed here so that scoring does not import nltk (~3 s)."""
-    if not example.references:
-        return NOT_APPLICABLE
-    output = _rouge_tokens(example.output)
-    best_value, best_ref = -1.0, ""
-    for reference in example.references:
-        value = _lcs_fmeasure(_rouge_tokens(reference), output)
-        if value > best_value:
-            best_value, best_ref = value, reference
-    return ScoreResult(best_value, {"best_reference": best_ref})
-
-
-def _rouge_tokens(text: str) -> list[str]:
-    from rouge_score.tokenize import tokenize  # this module alone needs neither nltk nor absl
-
-    return list(tokenize(fold_accents(text), None))  # rouge-score's tokenizer drops non-ASCII letters
-
-
-def _lcs_fmeasure(reference: list[str], output: list[str]) -> float:
-    if not reference or not output:
-        return 0.0
-    previous = [0] * (len(output) + 1)
-    for ref_token in reference:
-        current = [0]
-        for j, out_token in enumerate(output):
-            current.append(previous[j] + 1 if ref_token == out_token else max(previous[j + 1], current[j]))
-        previous = current
-    lcs = previous[-1]
-    precision, recall = lcs / len(output), lcs / len(reference)
-    return 2 * precision * recall / (precision + recall) if lcs else 0.0
 
 
 @scorer("choice_accuracy", family="quality", needs=("logprobs",))

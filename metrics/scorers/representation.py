@@ -26,6 +26,7 @@ import numpy as np
 
 from evaltune.metrics.records import Example, MetricValue, ScoreResult
 from evaltune.metrics.registry import scorer
+from evaltune.metrics.stats.intervals import resample_chunks
 
 _PEOPLE = ("man", "men", "woman", "women", "person", "people", "community", "family", "families", "neighbor",
            "neighbour", "student", "students", "boy", "girl", "child", "children", "americans")
@@ -117,8 +118,8 @@ def _aggregate(_examples: Sequence[Example], results: Sequence[ScoreResult]) -> 
 def _bootstrap_tv(rows: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
     """Percentile interval of the pooled distance, resampling outputs (the unit that was generated)."""
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(rows), size=(resamples, len(rows)))
-    pooled = rows[picks].sum(axis=1)
+    pooled = np.concatenate([rows[rng.integers(0, len(rows), size=(chunk, len(rows)))].sum(axis=1)
+                             for chunk in resample_chunks(len(rows) * rows.shape[1], resamples)])
     shares = pooled / pooled.sum(axis=1, keepdims=True)
     distances = 0.5 * np.abs(shares - 1.0 / rows.shape[1]).sum(axis=1)
     low, high = np.percentile(distances, [2.5, 97.5])

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from evaltune.metrics.stats.intervals import resample_chunks
+
 PERMUTATIONS = 2000
 RESAMPLES = 2000
-_CHUNK = 250  # permutations computed at once: bounds memory at chunk x rows
 _TOLERANCE = 1e-12  # ties with the observed gap count as "at least as large"
 
 
@@ -99,16 +100,13 @@ def value_gap(groups: Sequence[str], values: Sequence[str], scores: Sequence[flo
 def _permutation_p_value(cells: _Cells, observed: float, permutations: int, rng: np.random.Generator) -> float:
     """Share of within-group relabellings whose gap is at least ``observed`` (with the +1 correction)."""
     at_least = 0
-    done = 0
-    while done < permutations:
-        chunk = min(_CHUNK, permutations - done)
-        keys = rng.random((chunk, cells.groups.size))
+    for rows in resample_chunks(cells.groups.size, permutations):
+        keys = rng.random((rows, cells.groups.size))
         # Sorting by (group, random key) shuffles row indices inside each group's block.
         order = np.lexsort((keys, np.broadcast_to(cells.groups, keys.shape)), axis=-1)
         deviations, present = _deviations(cells.sums(cells.values[order]), cells.counts)
         gaps = _gap_of(_effects(deviations, present))
         at_least += int(np.sum(gaps >= observed - _TOLERANCE))
-        done += chunk
     return (1 + at_least) / (1 + permutations)
 
 
@@ -116,7 +114,14 @@ def _bootstrap_gaps(deviations: np.ndarray, present: np.ndarray, resamples: int,
                    rng: np.random.Generator) -> np.ndarray:
     """Gaps over ``resamples`` resamples of whole groups; resamples that keep fewer than two values are dropped."""
     n_groups = deviations.shape[0]
-    weights = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=resamples)
+    draws = [_resampled_gaps(deviations, present, rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups),
+                                                                  size=rows))
+             for rows in resample_chunks(n_groups, resamples)]
+    return np.concatenate(draws)
+
+
+def _resampled_gaps(deviations: np.ndarray, present: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The gap of each resample, given how often it draws each group (``weights``: resamples x groups)."""
     holding = weights @ present.astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         effects = (weights @ deviations) / holding

@@ -6,7 +6,10 @@ reproduced to the last digit.
 - ``paired_delta``: the mean of candidate − baseline over shared items with a paired
   bootstrap 95% interval, and a p-value from McNemar's exact test for 0/1 scores or a
   sign-flip permutation test otherwise.
-- ``mcnemar_exact``, ``wilcoxon_signed_rank``, ``sign_flip_permutation``: the tests on their own.
+- ``mcnemar_exact``, ``sign_flip_permutation``: the tests on their own. Both hold at any size:
+  McNemar's binomial tail comes from scipy (which never forms ``2**n``, so 1,024 or more discordant
+  pairs are fine), and sign flips and bootstrap resamples are drawn in chunks
+  (``intervals.resample_chunks``), so memory does not grow with resamples x items.
 - ``benjamini_hochberg``: adjusted p-values across metrics.
 """
 
@@ -17,8 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import binomtest
 
-from evaltune.metrics.stats.intervals import BOOTSTRAP_RESAMPLES, is_binary
+from evaltune.metrics.stats.intervals import bootstrap_means, is_binary, resample_chunks
 
 PERMUTATIONS = 10_000
 
@@ -52,20 +56,16 @@ def paired_delta(baseline: Sequence[float], candidate: Sequence[float], seed: in
 def _bootstrap_mean_interval(diffs: np.ndarray, seed: int) -> tuple[float, float]:
     if diffs.size < 2 or np.all(diffs == diffs[0]):
         return (float(diffs.mean()), float(diffs.mean()))
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, diffs.size, size=(BOOTSTRAP_RESAMPLES, diffs.size))
-    low, high = np.percentile(diffs[picks].mean(axis=1), [2.5, 97.5])
+    low, high = np.percentile(bootstrap_means(diffs, np.random.default_rng(seed)), [2.5, 97.5])
     return (float(low), float(high))
 
 
 def mcnemar_exact(gained: int, lost: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant pairs (a binomial test at 1/2)."""
+    """Two-sided exact McNemar p-value from the discordant pairs: a binomial test of ``gained`` of them at 1/2."""
     discordant = gained + lost
     if discordant == 0:
         return 1.0
-    k = min(gained, lost)
-    tail = sum(math.comb(discordant, i) for i in range(k + 1)) / 2.0**discordant
-    return min(1.0, 2.0 * tail)
+    return float(binomtest(gained, discordant, 0.5, alternative="two-sided").pvalue)
 
 
 def sign_flip_permutation(diffs: Sequence[float] | np.ndarray, seed: int = 0,
@@ -84,45 +84,11 @@ def sign_flip_permutation(diffs: Sequence[float] | np.ndarray, seed: int = 0,
         sums = np.abs(signs @ data)
         return float(np.mean(sums >= observed - 1e-12))
     rng = np.random.default_rng(seed)
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(permutations, data.size))
-    sums = np.abs(signs @ data)
-    return float((np.sum(sums >= observed - 1e-12) + 1) / (permutations + 1))
-
-
-def wilcoxon_signed_rank(diffs: Sequence[float] | np.ndarray) -> float:
-    """Two-sided Wilcoxon signed-rank p-value, normal approximation with tie correction.
-
-    Zero differences are dropped (Wilcox's method), as scipy's default does. Use it for
-    n of about 20 or more; below that prefer ``sign_flip_permutation``.
-    """
-    data = np.asarray(diffs, dtype=float)
-    data = data[data != 0]
-    n = data.size
-    if n == 0:
-        return 1.0
-    ranks = _average_ranks(np.abs(data))
-    w_plus = float(ranks[data > 0].sum())
-    mean = n * (n + 1) / 4.0
-    _, counts = np.unique(np.abs(data), return_counts=True)
-    variance = n * (n + 1) * (2 * n + 1) / 24.0 - float(np.sum(counts**3 - counts)) / 48.0
-    if variance <= 0:
-        return 1.0
-    z = (w_plus - mean) / math.sqrt(variance)
-    return float(math.erfc(abs(z) / math.sqrt(2.0)))
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(values.size, dtype=float)
-    sorted_values = values[order]
-    start = 0
-    while start < values.size:
-        end = start
-        while end + 1 < values.size and sorted_values[end + 1] == sorted_values[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2.0 + 1.0
-        start = end + 1
-    return ranks
+    at_least = 0
+    for rows in resample_chunks(data.size, permutations):
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(rows, data.size))
+        at_least += int(np.sum(np.abs(signs @ data) >= observed - 1e-12))
+    return float((at_least + 1) / (permutations + 1))
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:

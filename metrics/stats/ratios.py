@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaltune.metrics.stats.intervals import BOOTSTRAP_RESAMPLES
+from evaltune.metrics.stats.intervals import BOOTSTRAP_RESAMPLES, resample_chunks
 
 Statistic = Callable[[np.ndarray], np.ndarray]  # column sums (..., k) -> values (...)
-_CHUNK = 250  # resamples per step: bounds memory at _CHUNK x items counts
 
 
 @dataclass(frozen=True)
@@ -38,8 +37,7 @@ def sums_with_ci(columns: np.ndarray, statistic: Statistic, seed: int = 0) -> Su
     if n < 2:
         return SumEstimate(value, value, value)
     rng = np.random.default_rng(seed)
-    draws = [statistic(_resampled_sums(data, rng, min(_CHUNK, BOOTSTRAP_RESAMPLES - start)))
-             for start in range(0, BOOTSTRAP_RESAMPLES, _CHUNK)]
+    draws = [statistic(_resampled_sums(data, rng, rows)) for rows in resample_chunks(n, BOOTSTRAP_RESAMPLES)]
     values = np.concatenate(draws)
     values = values[~np.isnan(values)]
     if values.size == 0:
