@@ -16,7 +16,6 @@ from evaltune import settings
 from evaltune.db.engine import open_store
 from evaltune.db.evaluation import ModelVersion
 from evaltune.errors import UserError
-from evaltune.harness.backends.base import Backend
 from evaltune.harness.loaders import load_suite
 from evaltune.harness.model_resolution import ResolvedModel, resolve_model, stored_model_id
 from evaltune.harness.runner import RunOptions, RunOutcome, run_suite
@@ -65,7 +64,7 @@ def evaluate(
     try:
         options = RunOptions(request.seed, request.scorers, request.batch_size, request.limit,
                              settings.code_version())
-        outcome = run_suite(store.sessions, suite, backend, _model_info(model, backend), options, on_progress)
+        outcome = run_suite(store.sessions, suite, backend, model.record(), options, on_progress)
     finally:
         backend.close()
     return Evaluation(outcome, suite, model, load_s)
@@ -83,14 +82,3 @@ def _resolve(request: EvaluateRequest, sessions: sessionmaker[Session]) -> Resol
             return ResolvedModel.from_stored(record, threads=settings.threads())
     return resolve_model(request.model, adapter=request.adapter, model_name=request.model_name,
                          home=settings.home(), threads=settings.threads())
-
-
-def _model_info(model: ResolvedModel, backend: Backend) -> dict[str, object]:
-    return {
-        "name": model.display_name,
-        "backend": model.backend_kind,
-        "location": model.location,
-        "served_model": model.served_model,
-        "adapter_path": model.adapter_path,
-        "adapter_sha256": getattr(backend, "adapter_sha256", None),
-    }

@@ -1,30 +1,36 @@
-"""Turn harness records (suites, model descriptions) into store rows, and read run totals back."""
+"""Turn harness records (suites, model descriptions) into store rows, read suite items and settings back, and
+total a run's generations."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evaltune.db import queries
-from evaltune.db.evaluation import Generation
-from evaltune.harness.suite import SuiteSpec, item_to_dict
+from evaltune.db.evaluation import Generation, Suite, SuiteItem
+from evaltune.harness.model_resolution import ModelRecord
+from evaltune.harness.suite import GenerationSettings, Item, Message, SuiteSpec, item_to_dict
+
+_SETTINGS_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationSettings))
 
 
-def store_model_version(session: Session, info: dict[str, Any], fingerprint: str) -> int:
-    """The id of the model version with this fingerprint, created from ``info`` if new."""
+def store_model_version(session: Session, model: ModelRecord, fingerprint: str) -> int:
+    """The id of the model version with this fingerprint, created from ``model`` if new."""
     version = queries.get_or_create_model_version(
         session,
-        name=info["name"],
-        backend=info["backend"],
-        location=info["location"],
+        name=model.name,
+        backend=model.backend,
+        location=model.location,
         fingerprint=fingerprint,
-        served_model=info.get("served_model"),
-        parent_id=info.get("parent_id"),
-        adapter_path=info.get("adapter_path"),
-        adapter_sha256=info.get("adapter_sha256"),
-        details=info.get("details") or {},
+        served_model=model.served_model,
+        parent_id=model.parent_id,
+        adapter_path=model.adapter_path,
+        adapter_sha256=model.adapter_sha256,
+        retune_job_id=model.retune_job_id,
+        details=model.details,
     )
     return version.id
 
@@ -46,6 +52,26 @@ def store_suite(session: Session, suite: SuiteSpec) -> tuple[int, dict[str, int]
         items=items,
     )
     return row.id, {item.key: item.id for item in row.items}
+
+
+def item_from_row(row: SuiteItem) -> Item:
+    """The suite item a stored row holds (the inverse of ``store_suite``)."""
+    value = row.input
+    prompt = value if isinstance(value, str) else tuple(Message(m["role"], m["content"]) for m in value)
+    return Item(
+        id=row.key, input=prompt, references=tuple(row.references or ()), context=row.context,
+        choices=tuple(row.choices or ()), gold=tuple(row.gold or ()), tags=tuple(row.tags or ()),
+        expect_abstention=row.expect_abstention, group=row.group, attribute=row.attribute, value=row.value,
+        metadata=dict(row.item_metadata or {}),
+    )
+
+
+def settings_from_row(suite: Suite) -> GenerationSettings:
+    """The generation settings a stored suite version was run with (batch size, not stored, is the default)."""
+    stored = {key: value for key, value in (suite.generation or {}).items() if key in _SETTINGS_FIELDS}
+    if "stop" in stored:
+        stored["stop"] = tuple(stored["stop"] or ())
+    return GenerationSettings(**stored)
 
 
 def generation_totals(session: Session, run_id: int) -> dict[str, Any]:

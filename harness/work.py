@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evaltune.harness.backends.base import Backend, GenerationRequest, LoglikelihoodRequest
-from evaltune.harness.suite import GenerationSettings, Item, Message
+from evaltune.harness.backends.base import Backend, GenerationRequest, LoglikelihoodRequest, Prompt
+from evaltune.harness.prompts import compose_input, prompt_for, render_as_text
+from evaltune.harness.suite import GenerationSettings, Item
+
+__all__ = ["Work", "cache_key", "choice_continuations", "compose_input", "plan_work", "render_as_text", "sample_seed"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class Work:
     item_row_id: int
     sample_index: int
     cache_key: str
-    rendered: str | tuple[Message, ...]
+    rendered: Prompt  # exactly what the backend feeds the model (harness.prompts.prompt_for)
     seed: int
     scores_references: bool = False  # also log P(reference | prompt), for perplexity
 
@@ -53,26 +57,6 @@ def choice_continuations(item: Item) -> list[str]:
     return [delimiter + choice for choice in item.choices]
 
 
-def render_as_text(rendered: str | tuple[Message, ...]) -> str:
-    if isinstance(rendered, str):
-        return rendered
-    return json.dumps([{"role": m.role, "content": m.content} for m in rendered], ensure_ascii=False)
-
-
-def compose_input(item: Item) -> str | tuple[Message, ...]:
-    """The item's input with its context passage in front, unless the input already quotes it."""
-    if not item.context:
-        return item.input
-    if isinstance(item.input, str):
-        if item.context in item.input:
-            return item.input
-        return f"Context:\n{item.context}\n\nQuestion: {item.input}"
-    if any(item.context in m.content for m in item.input):
-        return item.input
-    first, *rest = item.input
-    return (Message(first.role, f"Context:\n{item.context}\n\n{first.content}"), *rest)
-
-
 def cache_key(model_fingerprint: str, prompt: str, settings: dict[str, Any], sample_index: int, seed: int) -> str:
     payload = json.dumps(
         [model_fingerprint, prompt, settings, sample_index, seed], sort_keys=True, ensure_ascii=False
@@ -88,12 +72,14 @@ def sample_seed(seed: int, item_id: str, sample_index: int) -> int:
 
 def plan_work(
     backend: Backend,
-    items: list[tuple[Item, int]],
+    items: Sequence[Item],
     settings: GenerationSettings,
     seed: int,
     score_references: bool = False,
 ) -> list[Work]:
-    """Every (item, sample) of the run. Multiple-choice items need one unit (no sampling).
+    """Every (item, sample) of the run, each prompt rendered (``harness.prompts.prompt_for``); ``item_row_id`` is
+    left 0 for the runner to fill in once the items are stored. Multiple-choice items need one unit (no sampling).
+    Raises ``PromptError`` for an item the model cannot take.
 
     With ``score_references``, the first sample of each text-prompted item with references also
     gets the log-likelihood of every reference given the rendered prompt (for perplexity).
@@ -101,15 +87,15 @@ def plan_work(
     fingerprint = backend.fingerprint
     identity = settings.identity()
     work: list[Work] = []
-    for item, row_id in items:
+    for item in items:
         if item.is_multiple_choice:
             # Log-likelihoods are scored on the raw text, as lm-evaluation-harness does.
             text = render_as_text(compose_input(item))
             mc_identity = {"loglikelihood": choice_continuations(item)}
             key = cache_key(fingerprint, text, mc_identity, 0, 0)
-            work.append(Work(item, row_id, 0, key, text, 0))
+            work.append(Work(item, 0, 0, key, text, 0))
             continue
-        rendered = backend.render(compose_input(item), settings)
+        rendered = prompt_for(backend, item, settings)
         text = render_as_text(rendered)
         for index in range(settings.samples):
             sample = sample_seed(seed, item.id, index)
@@ -117,5 +103,5 @@ def plan_work(
             # References are not in the key: a cached output stands in, and the runner scores the
             # references again for it (a forward pass, no generation).
             key = cache_key(fingerprint, text, identity, index, seed)
-            work.append(Work(item, row_id, index, key, rendered, sample, with_refs))
+            work.append(Work(item, 0, index, key, rendered, sample, with_refs))
     return work

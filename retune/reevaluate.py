@@ -16,12 +16,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from evaltune.db import queries
 from evaltune.db.evaluation import ModelVersion, Run, Suite
-from evaltune.harness.backends.hf import adapter_sha256
 from evaltune.harness.loaders import load_suite
-from evaltune.harness.model_resolution import ResolvedModel
+from evaltune.harness.model_resolution import ModelRecord, ResolvedModel
 from evaltune.harness.runner import RunOptions, run_suite
+from evaltune.harness.store_records import store_model_version
 
 Log = Callable[[str], None]
 
@@ -38,7 +37,7 @@ class EvalSettings:
 def register_and_load(
     sessions: sessionmaker[Session], base_id: int, adapter_dir: Path, job_id: int, details: dict[str, Any],
     settings: EvalSettings,
-) -> tuple[int, Any, dict[str, Any]]:
+) -> tuple[int, Any, ModelRecord]:
     """Load base + adapter, register it as a model version (parent = base); the version id, backend, info."""
     with sessions.begin() as session:
         base = session.get(ModelVersion, base_id)
@@ -47,21 +46,12 @@ def register_and_load(
         record = {"backend": base.backend, "location": base.location, "served_model": base.served_model,
                   "adapter_path": str(adapter_dir.resolve()), "display_name": f"{base.name} + retune-{job_id}"}
         base_fields = (base.fingerprint, base.name)
-    backend = ResolvedModel.from_stored(record, threads=settings.threads).load()
-    info: dict[str, Any] = {
-        "name": record["display_name"], "backend": record["backend"], "location": record["location"],
-        "served_model": record["served_model"], "adapter_path": record["adapter_path"],
-        "adapter_sha256": adapter_sha256(adapter_dir), "parent_id": base_id,
-        "details": {**details, "base_fingerprint": base_fields[0]},
-    }
+    model = ResolvedModel.from_stored(record, threads=settings.threads)
+    backend = model.load()
+    info = model.record(parent_id=base_id, retune_job_id=job_id,
+                        details={**details, "base_fingerprint": base_fields[0]})
     with sessions.begin() as session:
-        version = queries.get_or_create_model_version(
-            session, name=info["name"], backend=info["backend"], location=info["location"],
-            fingerprint=backend.fingerprint, served_model=info["served_model"], parent_id=base_id,
-            adapter_path=info["adapter_path"], adapter_sha256=info["adapter_sha256"], retune_job_id=job_id,
-            details=info["details"],
-        )
-        version_id = version.id
+        version_id = store_model_version(session, info, backend.fingerprint)
     return version_id, backend, info
 
 
@@ -84,7 +74,7 @@ def compare_runs(session: Session, baseline_id: int, candidate_id: int) -> list[
 
 
 def reevaluate(
-    sessions: sessionmaker[Session], backend: Any, info: dict[str, Any], base_id: int, suites: Sequence[str],
+    sessions: sessionmaker[Session], backend: Any, info: ModelRecord, base_id: int, suites: Sequence[str],
     settings: EvalSettings, log: Log,
 ) -> list[int]:
     """Run each suite on the loaded adapter; returns the new run ids and logs the comparison with the base."""

@@ -31,8 +31,7 @@ def register_base(sessions: sessionmaker[Session], model: ResolvedModel) -> int:
     fingerprint its backend computes (so it is the same version its runs point at). Loads the model once."""
     backend = model.load()
     try:
-        info = {**model.describe(), "name": model.display_name, "adapter_sha256": None}
         with sessions.begin() as session:
-            return store_model_version(session, info, backend.fingerprint)
+            return store_model_version(session, model.record(), backend.fingerprint)
     finally:
         backend.close()

@@ -132,9 +132,12 @@ def test_messages_without_chat_template_fail_clearly(tiny_model_dir: Path, tmp_p
     folder = shutil.copytree(tiny_model_dir, tmp_path / "no_template")
     (folder / "chat_template.jinja").unlink()
     plain = HFBackend(HFConfig(str(folder), threads=1))
+    assert (plain.accepts.text, plain.accepts.chat) == (True, False)
     assert plain.render("Hello", GenerationSettings(chat="auto")) == "Hello"
-    with pytest.raises(BackendError, match="no chat template"):
+    with pytest.raises(BackendError, match=rf"item 'prompt' is chat messages, but the tokenizer of {folder} has no"):
         plain.render((Message("user", "Hello"),), GenerationSettings())
+    with pytest.raises(BackendError, match="has no chat template, so it cannot take chat messages"):
+        plain.generate([GenerationRequest((Message("user", "Hello"),), PLAIN)])  # unrendered messages, too
 
 
 def _direct_loglikelihood(backend: HFBackend, context: str, continuation: str) -> tuple[float, bool]:

@@ -18,6 +18,7 @@ from evaltune.evaluate import EvaluateRequest, evaluate
 from evaltune.harness.backends.hf import HFBackend, HFConfig
 from evaltune.harness.loaders import bbq as bbq_loader
 from evaltune.harness.loaders import crows_pairs as crows_loader
+from evaltune.harness.model_resolution import ModelRecord
 from evaltune.harness.runner import RunOptions, run_suite
 from evaltune.harness.suite import SuiteSpec
 from evaltune.harness.work import choice_continuations
@@ -131,7 +132,7 @@ def test_shared_bbq_files_load_and_score_on_the_tiny_model(benchdata: Path, tiny
     suite = SuiteSpec("bbq-sample", items, bbq_loader.load(files[0], limit=1).generation, ("bbq",))
     backend = HFBackend(HFConfig(str(tiny_model_dir), threads=1, max_batch_size=32))
     store = open_store()
-    outcome = run_suite(store.sessions, suite, backend, {"name": "tiny", "backend": "hf", "location": "tiny"},
+    outcome = run_suite(store.sessions, suite, backend, ModelRecord(name="tiny", backend="hf", location="tiny"),
                         RunOptions(batch_size=32))
     metrics = {m.name: m for m in outcome.metrics}
     assert outcome.generated == len(items) == 200 * len(files)

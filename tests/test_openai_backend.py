@@ -81,7 +81,7 @@ def test_chat_generation_matches_the_hf_backend(served: tuple[str, str], local: 
     url, model = served
     backend = OpenAIBackend(OpenAIConfig(url, model, mode="chat"))
     assert backend.render("Hello", GREEDY) == (Message("user", "Hello"),)
-    remote = backend.generate([GenerationRequest("Hello", GREEDY)])[0]
+    remote = backend.generate([GenerationRequest(backend.render("Hello", GREEDY), GREEDY)])[0]
     here = local.generate([GenerationRequest(str(local.render("Hello", GREEDY)), GREEDY)])[0]
     assert remote.text == here.text  # same chat template, same greedy decoding
     assert (remote.prompt_tokens, remote.completion_tokens) == (here.prompt_tokens, here.completion_tokens)
@@ -193,7 +193,7 @@ def fake(request: pytest.FixtureRequest) -> Iterator[FakeServer]:
 def test_retries_with_backoff_then_succeeds(fake: FakeServer) -> None:
     backend = OpenAIBackend(OpenAIConfig(fake.url, "fake", backoff_s=0.01))
     settings = GenerationSettings(max_new_tokens=5, stop=("STOP",), temperature=0.7)
-    [completion] = backend.generate([GenerationRequest("Hi", settings, seed=3)])
+    [completion] = backend.generate([GenerationRequest(backend.render("Hi", settings), settings, seed=3)])
     assert len(fake.posts) == 3
     assert completion.text == "hello " and completion.finish_reason == "stop"  # cut client-side too
     assert (completion.prompt_tokens, completion.completion_tokens) == (3, 5)
@@ -237,10 +237,19 @@ def test_fingerprint_uses_stable_listing_fields(fake: FakeServer) -> None:
     assert OpenAIBackend(OpenAIConfig(fake.url, "other")).fingerprint != first
 
 
-def test_completions_mode_rejects_messages(fake: FakeServer) -> None:
-    backend = OpenAIBackend(OpenAIConfig(fake.url, "fake", mode="completions"))
-    with pytest.raises(BackendError, match="completions mode"):
-        backend.render((Message("user", "Hi"),), GREEDY)
+def test_each_mode_refuses_the_form_it_cannot_send(fake: FakeServer) -> None:
+    completions = OpenAIBackend(OpenAIConfig(fake.url, "fake", mode="completions"))
+    with pytest.raises(BackendError, match=r"item 'prompt' is chat messages, but .* completions mode"):
+        completions.render((Message("user", "Hi"),), GREEDY)
+    with pytest.raises(BackendError, match=r"chat: always, but .* completions mode"):
+        completions.render("Hi", GenerationSettings(chat="always"))
+    assert completions.render("Hi", GREEDY) == "Hi"  # chat: auto takes text where chat is not on offer
+    chat = OpenAIBackend(OpenAIConfig(fake.url, "fake", mode="chat"))
+    with pytest.raises(BackendError, match=r"chat: never, but .* chat mode"):
+        chat.render("Hi", PLAIN)
+    with pytest.raises(BackendError, match="chat mode, which takes chat messages only; use mode auto"):
+        chat.generate([GenerationRequest("Hi", PLAIN)])  # an unrendered text prompt is refused, not rewrapped
+    assert fake.posts == []
 
 
 def test_evaltune_run_against_the_served_model_stores_a_scored_run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -33,7 +32,8 @@ class _Progress:
 @click.command()
 @click.argument("suite")
 @click.option("--model", "-m", default="default", show_default=True,
-              help="'default', a local folder, a hub id, openai:URL, or a stored model id (model:N).")
+              help="'default', a local folder, a hub id, openai:URL, PREFIX:TARGET of an installed backend, "
+                   "or a stored model id (model:N).")
 @click.option("--adapter", help="A PEFT adapter folder to apply on top of --model.")
 @click.option("--model-name", help="The model name an openai: endpoint serves.")
 @click.option("--scorers", help="Comma-separated scorer names (default: the suite's).")
@@ -61,8 +61,6 @@ def run(suite: str, model: str, adapter: str | None, model_name: str | None, sco
 
         with report_errors():  # a bad gate file should fail before the run, not after it
             load_gates(gate_file)
-    # Our own progress line is enough; transformers' per-load bars would bury it.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from evaltune.evaluate import EvaluateRequest, evaluate
 
     scorer_names = tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers else None

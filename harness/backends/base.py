@@ -12,12 +12,25 @@ from typing import Protocol
 
 from evaltune.harness.suite import GenerationSettings, Message
 
+Prompt = str | tuple[Message, ...]  # text, or chat messages
+
+
+@dataclass(frozen=True)
+class Accepts:
+    """Which prompt forms a model takes. ``limit`` says in the user's words why one form is missing
+    ("the tokenizer of /models/x has no chat template"); the message that refuses an item quotes it."""
+
+    text: bool = True
+    chat: bool = True
+    limit: str = ""
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One output to produce. ``prompt`` is already rendered by ``Backend.render``."""
+    """One output to produce. ``prompt`` is already rendered (``harness.prompts.prompt_for``): text is sent as it
+    is, chat messages go through the model's chat template (or the endpoint's chat API)."""
 
-    prompt: str | tuple[Message, ...]
+    prompt: Prompt
     settings: GenerationSettings
     seed: int = 0
 
@@ -56,8 +69,14 @@ class Backend(Protocol):
         """Changes whenever outputs could change: weights, adapter, tokenizer, endpoint model."""
         ...
 
-    def render(self, prompt: str | tuple[Message, ...], settings: GenerationSettings) -> str | tuple[Message, ...]:
-        """The exact input the model sees (chat template applied for local models)."""
+    @property
+    def accepts(self) -> Accepts:
+        """Which prompt forms the model takes; ``harness.prompts.render_prompt`` chooses by it."""
+        ...
+
+    def model_input(self, prompt: Prompt) -> Prompt:
+        """The exact input sent for a rendered prompt: a local model's chat template applied to messages; an
+        endpoint's chat API takes them as they are. Text is sent unchanged."""
         ...
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:

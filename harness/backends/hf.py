@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import warnings
 from collections.abc import Sequence
@@ -12,15 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evaltune import settings
 from evaltune.harness.backends.base import (
+    Accepts,
     BackendError,
     Completion,
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
+    Prompt,
 )
 from evaltune.harness.backends.hf_memory import batch_rows_for_memory
-from evaltune.harness.suite import GenerationSettings, Message
+from evaltune.harness.prompts import render_prompt
+from evaltune.harness.suite import GenerationSettings, Item
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -85,11 +88,9 @@ class HFBackend:
     """Generation and log-likelihoods with transformers. See ``harness.backends.base.Backend``."""
 
     def __init__(self, config: HFConfig):
-        import torch
-
         self.config = config
         if config.threads:
-            torch.set_num_threads(config.threads)
+            settings.apply_threads(config.threads)
         self.location, self.is_local = resolve_model_location(config.model)
         self.device = _pick_device(config.device)
         self.dtype = _pick_dtype(config.dtype, self.device)
@@ -110,31 +111,37 @@ class HFBackend:
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
-    def render(self, prompt: str | tuple[Message, ...], settings: GenerationSettings) -> str | tuple[Message, ...]:
-        """The text the model sees. A str prompt is wrapped as a user message and templated when chat is
-        "always", or "auto" and the tokenizer has a chat template; messages always go through the template."""
+    @property
+    def accepts(self) -> Accepts:
+        """Text always; chat messages only through the tokenizer's chat template."""
+        return Accepts(text=True, chat=self.has_chat_template,
+                       limit=f"the tokenizer of {self.location} has no chat template")
+
+    def model_input(self, prompt: Prompt) -> str:
+        """The text the model reads: text as it is, chat messages through the tokenizer's chat template (with
+        the assistant's turn opened, as TRL renders a conversational prompt for training)."""
         if isinstance(prompt, str):
-            use_chat = settings.chat == "always" or (settings.chat == "auto" and self.has_chat_template)
-            if not use_chat:
-                return f"{settings.system_prompt}\n\n{prompt}" if settings.system_prompt else prompt
-            prompt = (Message("user", prompt),)
+            return prompt
         if not self.has_chat_template:
             raise BackendError(
-                f"the tokenizer of {self.location} has no chat template, so it cannot take chat messages "
-                "(or chat: always); use a prompt string with chat: never, or an instruct model"
+                f"the tokenizer of {self.location} has no chat template, so it cannot take chat messages; "
+                "give the item a text input, or use a model that has one (an instruct model)"
             )
         messages = [{"role": m.role, "content": m.content} for m in prompt]
-        if settings.system_prompt and messages[0]["role"] != "system":
-            messages.insert(0, {"role": "system", "content": settings.system_prompt})
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return str(text)
+        return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+    def render(self, prompt: Prompt, settings: GenerationSettings) -> str:
+        """What the model reads for a bare prompt under ``settings`` (for scripts; the runner renders items with
+        ``harness.prompts.prompt_for``: the same two steps)."""
+        return self.model_input(render_prompt(Item("prompt", prompt), settings, self.accepts))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        """One completion per request, in request order; batched, and identical to one-at-a-time when greedy."""
+        """One completion per request, in request order; batched, and identical to one-at-a-time when greedy.
+        A request's chat messages go through the chat template here."""
         from evaltune.harness.backends.hf_generate import generate_all
 
         rendered = [
-            r if isinstance(r.prompt, str) else GenerationRequest(self.render(r.prompt, r.settings), r.settings, r.seed)
+            r if isinstance(r.prompt, str) else GenerationRequest(self.model_input(r.prompt), r.settings, r.seed)
             for r in requests
         ]
         return generate_all(self.model, self.tokenizer, rendered, self.rows_for)
@@ -190,7 +197,7 @@ def _pick_dtype(dtype: str, device: str) -> Any:
 
 def _hub_kwargs(is_local: bool) -> dict[str, Any]:
     # Offline unless asked: otherwise a missing hub id retries the network for ~23 s before failing.
-    return {} if is_local or os.environ.get("EVALTUNE_ONLINE") == "1" else {"local_files_only": True}
+    return {} if is_local or settings.online() else {"local_files_only": True}
 
 
 def _load_tokenizer(location: str, is_local: bool) -> Any:

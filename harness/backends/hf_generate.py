@@ -45,7 +45,7 @@ def generate_all(
 
 def _encode(tokenizer: Any, prompt: Any) -> list[int]:
     if not isinstance(prompt, str):
-        raise TypeError("hf generation takes rendered text; call HFBackend.render first")
+        raise TypeError("hf generation takes rendered text; call HFBackend.model_input first")
     # The rendered text is exactly what the model sees: a chat template already holds its special tokens.
     ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     if not ids:  # an empty prompt still needs one position to predict from

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -23,14 +22,18 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from evaltune import settings
 from evaltune.harness.backends.base import (
+    Accepts,
     BackendError,
     Completion,
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
+    Prompt,
 )
-from evaltune.harness.suite import GenerationSettings, Message
+from evaltune.harness.prompts import render_prompt
+from evaltune.harness.suite import GenerationSettings, Item
 
 MODES = ("auto", "chat", "completions")
 _RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -43,7 +46,7 @@ class OpenAIConfig:
 
     base_url: str
     model: str
-    mode: str = "auto"  # auto: chat unless the suite says chat: never for a plain prompt
+    mode: str = "auto"  # auto: chat messages, or text where the suite says chat: never (harness.prompts)
     api_key: str | None = field(default=None, repr=False)  # None: EVALTUNE_OPENAI_API_KEY, then OPENAI_API_KEY
     concurrency: int = 8
     max_retries: int = 4
@@ -72,7 +75,7 @@ class OpenAIBackend:
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=config.concurrency)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        key = config.api_key or os.environ.get("EVALTUNE_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        key = config.api_key or settings.openai_api_key()
         if key:
             self._session.headers["Authorization"] = f"Bearer {key}"
         password = urlsplit(self.base_url).password
@@ -85,12 +88,27 @@ class OpenAIBackend:
     def fingerprint(self) -> str:
         return self._fingerprint
 
-    def render(self, prompt: str | tuple[Message, ...], settings: GenerationSettings) -> str | tuple[Message, ...]:
-        """Messages (system prompt first) for the chat endpoint, plain text for the completions endpoint;
-        the server applies its own chat template."""
-        if self._use_chat(prompt, settings) or not isinstance(prompt, str):
-            return _chat_messages(prompt, settings)
-        return f"{settings.system_prompt}\n\n{prompt}" if settings.system_prompt else prompt
+    @property
+    def accepts(self) -> Accepts:
+        """Both forms in mode auto; only chat messages in mode chat; only text in mode completions."""
+        if self.config.mode == "auto":
+            return Accepts()
+        only = "chat messages" if self.config.mode == "chat" else "text"
+        limit = f"{self.base_url} is used in {self.config.mode} mode, which takes {only} only"
+        return Accepts(text=self.config.mode == "completions", chat=self.config.mode == "chat", limit=limit)
+
+    def model_input(self, prompt: Prompt) -> Prompt:
+        """The prompt as it is sent: messages to /chat/completions (the server applies its chat template),
+        text to /completions. Raises BackendError for a form this endpoint's mode does not take."""
+        accepts = self.accepts
+        if not (accepts.chat if isinstance(prompt, tuple) else accepts.text):
+            raise BackendError(f"{accepts.limit}; use mode auto")
+        return prompt
+
+    def render(self, prompt: Prompt, settings: GenerationSettings) -> Prompt:
+        """What is sent for a bare prompt under ``settings`` (for scripts; the runner renders items with
+        ``harness.prompts.prompt_for``: the same two steps)."""
+        return self.model_input(render_prompt(Item("prompt", prompt), settings, self.accepts))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """One completion per request, in request order; up to ``concurrency`` requests in flight."""
@@ -120,19 +138,9 @@ class OpenAIBackend:
                 raise
             raise BackendError(message) from None
 
-    def _use_chat(self, prompt: str | tuple[Message, ...], settings: GenerationSettings) -> bool:
-        if self.config.mode == "completions":
-            if not isinstance(prompt, str):
-                raise BackendError(
-                    f"{self.base_url} is used in completions mode, which takes text, but this item has chat "
-                    "messages; use mode chat or auto"
-                )
-            return False
-        return self.config.mode == "chat" or not (isinstance(prompt, str) and settings.chat == "never")
-
     def _generate_one(self, request: GenerationRequest) -> Completion:
-        settings, prompt = request.settings, request.prompt
-        chat = self._use_chat(prompt, settings) or not isinstance(prompt, str)
+        settings, prompt = request.settings, self.model_input(request.prompt)
+        chat = isinstance(prompt, tuple)
         body: dict[str, Any] = {
             "model": self.config.model,
             "max_tokens": settings.max_new_tokens,
@@ -142,11 +150,10 @@ class OpenAIBackend:
         }
         if settings.stop:
             body["stop"] = list(settings.stop[:_MAX_STOPS])
-        if chat or not isinstance(prompt, str):
-            # Rendering is idempotent on messages, so rendered and raw prompts both work here.
-            body["messages"] = [{"role": m.role, "content": m.content} for m in _chat_messages(prompt, settings)]
+        if isinstance(prompt, tuple):
+            body["messages"] = [{"role": m.role, "content": m.content} for m in prompt]
         else:
-            body["prompt"] = prompt  # text is taken as already rendered
+            body["prompt"] = prompt
         started = time.perf_counter()
         data = self._post("/chat/completions" if chat else "/completions", body)
         latency = time.perf_counter() - started
@@ -210,13 +217,6 @@ class OpenAIBackend:
             if attempt < self.config.max_retries:
                 time.sleep(wait)
         raise BackendError(f"{problem} (after {self.config.max_retries} retries)")
-
-
-def _chat_messages(prompt: str | tuple[Message, ...], settings: GenerationSettings) -> tuple[Message, ...]:
-    messages = (Message("user", prompt),) if isinstance(prompt, str) else prompt
-    if settings.system_prompt and messages[0].role != "system":
-        messages = (Message("system", settings.system_prompt), *messages)
-    return messages
 
 
 def _completion(data: dict[str, Any], chat: bool, stops: Sequence[str], latency: float) -> Completion:
