@@ -8,7 +8,6 @@ whose ``session_scope()`` commits on success and rolls back on error.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sqlite3
 import time
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
+
+from evaltune import settings
 
 if TYPE_CHECKING:  # alembic costs 0.2 s to import; only code that migrates pays for it
     from alembic.config import Config
@@ -34,6 +35,8 @@ RECONNECT_WAIT_S = 30.0  # how long a write waits for a lost store (a PostgreSQL
 # PostgreSQL SQLSTATEs that mean "this connection is gone, another may work": class 08 (connection
 # exception), admin shutdown, crash shutdown, and "cannot connect now" (the server is starting up).
 _CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
+_CONFLICT_STATES = ("40001", "40P01")  # PostgreSQL: serialization failure, deadlock detected
+CONFLICT_ATTEMPTS = 5
 _log = logging.getLogger("evaltune.store")
 T = TypeVar("T")
 
@@ -44,12 +47,7 @@ class StoreError(RuntimeError):
 
 def database_url() -> str:
     """``EVALTUNE_DB_URL`` if set, else a SQLite file in ``$EVALTUNE_HOME`` (created if missing)."""
-    url = os.environ.get("EVALTUNE_DB_URL", "").strip()
-    if url:
-        return url
-    home = Path(os.environ.get("EVALTUNE_HOME") or Path.home() / ".evaltune").expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'evaltune.db'}"
+    return settings.db_url() or f"sqlite:///{settings.home() / 'evaltune.db'}"
 
 
 def safe_url(url: str) -> str:
@@ -281,13 +279,23 @@ def connection_lost(error: BaseException) -> bool:
     return state is None or str(state).startswith(_CONNECTION_STATES)
 
 
+def conflicted(error: BaseException, lost_race_too: bool = False) -> bool:
+    """True when a transaction lost to a concurrent one, so running it again at once may succeed: a PostgreSQL
+    serialization failure or deadlock, SQLite's "database is locked" past its busy timeout, and (with
+    ``lost_race_too``) a unique-constraint violation, when the caller's next attempt picks something else."""
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if lost_race_too and isinstance(error, exc.IntegrityError):
+        return True
+    return getattr(error.orig, "sqlstate", None) in _CONFLICT_STATES or "database is locked" in str(error.orig)
+
+
 def reconnect_wait_s() -> float:
     """How long a write waits for a lost store to come back: ``$EVALTUNE_RECONNECT_S``, default 30."""
-    value = os.environ.get("EVALTUNE_RECONNECT_S", "").strip()
     try:
-        return max(0.0, float(value)) if value else RECONNECT_WAIT_S
-    except ValueError:
-        raise StoreError(f"EVALTUNE_RECONNECT_S must be a number of seconds, not {value!r}") from None
+        return settings.reconnect_seconds(RECONNECT_WAIT_S)
+    except settings.SettingError as error:
+        raise StoreError(str(error)) from None
 
 
 def _bound_url(sessions: sessionmaker[Session]) -> str:
@@ -295,29 +303,41 @@ def _bound_url(sessions: sessionmaker[Session]) -> str:
     return _full_url(bind) if isinstance(bind, Engine) else "the database"
 
 
-def with_reconnect(
+def in_transaction(
     sessions: sessionmaker[Session],
     work: Callable[[Session], T],
     *,
     wait_s: float | None = None,
     hint: str = "rerun the same command to resume",
+    lost_race_too: bool = False,
 ) -> T:
-    """Run ``work`` in one transaction, committed when it returns, surviving a short loss of the store.
+    """Run ``work`` in one transaction, committed when it returns: the store's one retry policy.
 
-    If the connection is lost (``connection_lost``), the transaction was rolled back: it runs again on a new
-    connection, with growing pauses, for up to ``wait_s`` seconds (default ``reconnect_wait_s()``). ``work``
-    must be safe to run twice (a commit whose acknowledgement was lost did happen), as inserts that skip
-    stored rows are. What happens goes to the ``evaltune.store`` logger (stderr by default). If the store
-    does not come back, raises ``StoreError`` naming the (masked) URL, the cause and ``hint``.
+    - A lost connection (``connection_lost``) rolled the transaction back: it runs again on a new connection,
+      with growing pauses, for up to ``wait_s`` seconds (default ``reconnect_wait_s()``). If the store does not
+      come back, raises ``StoreError`` naming the (masked) URL, the cause and ``hint``.
+    - A conflict with a concurrent transaction (``conflicted``: deadlock, serialization failure, a locked SQLite
+      file, and with ``lost_race_too`` a unique-key race) runs it again at once, up to ``CONFLICT_ATTEMPTS``
+      times in all, then raises the last error.
+    Every other error rolls back and propagates, so a write either happens or raises. ``work`` must be safe to
+    run twice (a commit whose acknowledgement was lost did happen), as inserts that skip stored rows are. What
+    happens goes to the ``evaltune.store`` logger (stderr by default).
     """
     wait_s = reconnect_wait_s() if wait_s is None else wait_s
     lost_since: float | None = None
     pause = 0.25
+    conflicts = 0
     while True:
         try:
             with sessions.begin() as session:
                 result = work(session)
         except exc.DBAPIError as error:
+            if conflicted(error, lost_race_too):
+                conflicts += 1
+                if conflicts >= CONFLICT_ATTEMPTS:
+                    raise
+                time.sleep(0.02 * conflicts)
+                continue
             if not connection_lost(error):
                 raise
             url = _bound_url(sessions)

@@ -36,7 +36,7 @@ ITEM_FIELDS = {
 }
 
 
-def _insert(session: Session, model: type[Base]) -> Any:
+def dialect_insert(session: Session, model: type[Base]) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT (the generic one does not)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -67,7 +67,7 @@ def get_or_create_model_version(
     details: Mapping[str, Any] | None = None,
 ) -> ModelVersion:
     """The model version with this fingerprint, registered now if it is new (an existing one is unchanged)."""
-    stmt: Insert = _insert(session, ModelVersion).values(
+    stmt: Insert = dialect_insert(session, ModelVersion).values(
         name=name,
         backend=backend,
         location=location,
@@ -114,7 +114,7 @@ def get_or_create_suite(
     Each item is a dict with ``key`` and ``input`` and optionally references, context, choices, gold,
     tags, expect_abstention, group, attribute, value, metadata. Raises ``ValueError`` for other keys.
     """
-    stmt: Insert = _insert(session, Suite).values(
+    stmt: Insert = dialect_insert(session, Suite).values(
         name=name,
         content_hash=content_hash,
         description=description,
@@ -171,7 +171,8 @@ def cached_generations(
 def insert_generations(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert generations in bulk, skipping any whose (run_id, item_id, sample_index) is already stored."""
     if rows:
-        stmt = _insert(session, Generation).on_conflict_do_nothing(index_elements=["run_id", "item_id", "sample_index"])
+        stmt = dialect_insert(session, Generation).on_conflict_do_nothing(
+            index_elements=["run_id", "item_id", "sample_index"])
         session.execute(stmt, [dict(row) for row in rows])
 
 
@@ -183,7 +184,7 @@ def insert_scores(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     per_generation = [dict(row) for row in rows if row.get("generation_id") is not None]
     per_item = [dict(row) for row in rows if row.get("generation_id") is None]
     if per_generation:
-        stmt = _insert(session, Score)
+        stmt = dialect_insert(session, Score)
         stmt = stmt.on_conflict_do_update(
             index_elements=["generation_id", "scorer"],
             set_={"value": stmt.excluded.value, "details": stmt.excluded.details},
@@ -203,9 +204,12 @@ def insert_scores(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         session.execute(insert(Score), per_item)
 
 
-def replace_run_metrics(session: Session, run_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Make ``rows`` the run's only metrics (``run_id`` is filled in)."""
-    session.execute(delete(RunMetric).where(RunMetric.run_id == run_id))
+def replace_run_metrics(
+    session: Session, run_id: int, scorers: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Make ``rows`` the run's metrics of these ``scorers`` (``run_id`` is filled in); other scorers' metrics stay,
+    so re-scoring a run with a subset of its scorers keeps the rest."""
+    session.execute(delete(RunMetric).where(RunMetric.run_id == run_id, RunMetric.scorer.in_(scorers)))
     if rows:
         session.execute(insert(RunMetric), [{**row, "run_id": run_id} for row in rows])
 

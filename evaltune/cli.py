@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from evaltune import settings
 from evaltune.commands import (
     campaigns_cmd,
     data_cmd,
@@ -28,6 +29,7 @@ from evaltune.commands import (
     worker_cmd,
 )
 from evaltune.errors import UserError, show_click_error
+from evaltune.settings import SettingError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -37,6 +39,7 @@ def cli() -> None:
 
     Data lives in $EVALTUNE_HOME (default ~/.evaltune); set EVALTUNE_DB_URL for PostgreSQL.
     """
+    settings.quiet_third_party_progress()
 
 
 cli.add_command(run_cmd.run)
@@ -64,7 +67,7 @@ def main() -> None:
     """Entry point: user errors print one line and exit 2; nothing else is swallowed."""
     try:
         cli.main(standalone_mode=False)
-    except UserError as error:
+    except (UserError, SettingError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:

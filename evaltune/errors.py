@@ -19,10 +19,11 @@ def user_errors() -> Iterator[None]:
     from evaltune.harness.backends.base import BackendError
     from evaltune.harness.suite import SuiteError
     from evaltune.metrics.registry import UnknownScorerError
+    from evaltune.settings import SettingError
 
     try:
         yield
-    except (SuiteError, BackendError, StoreError, UnknownScorerError) as error:
+    except (SuiteError, BackendError, StoreError, UnknownScorerError, SettingError) as error:
         raise UserError(str(error)) from error
 
 

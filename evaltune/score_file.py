@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from evaltune import textfiles
 from evaltune.errors import UserError
 from evaltune.metrics.records import Example
 from evaltune.metrics.registry import get_scorer
@@ -42,29 +43,21 @@ def score_file(
 
 def _read(path: Path) -> tuple[list[dict[str, Any]], list[Example]]:
     try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8") from None
+        records = textfiles.json_lines(textfiles.read_text(path), str(path))
+    except textfiles.FileProblem as problem:
+        raise UserError(str(problem)) from None
     lines: list[dict[str, Any]] = []
     examples: list[Example] = []
-    for number, text in enumerate(raw.splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path}: line {number}: not valid JSON ({error.msg}); one JSON object per line") from None
+    for number, data in records:
         if not isinstance(data, dict):
-            raise UserError(f"{path}: line {number}: expected a JSON object, got {type(data).__name__}")
+            raise UserError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
         examples.append(_example(path, number, data))
         lines.append(data)
     return lines, examples
 
 
 def _example(path: Path, number: int, data: dict[str, Any]) -> Example:
-    where = f"{path}: line {number}"
+    where = f"{path}:{number}"
     output = data.get("output")
     if not isinstance(output, str):
         raise UserError(f"{where}: field 'output': required, a string; add \"output\": \"...\"")

@@ -1,36 +1,186 @@
-"""Settings from the environment (prefix ``EVALTUNE_``), read when asked, never at import."""
+"""Every ``EVALTUNE_*`` setting, read from the environment here and nowhere else.
+
+Each setting is a function that reads its variable when asked (never at import, so a test or a long-lived app can
+change the environment), parses it once in one place, and names the variable and the fix when the value is bad.
+This module imports nothing else of evaltune's, so every part may read its settings from it.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+
+PREFIX = "EVALTUNE_"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class SettingError(ValueError):
+    """An ``EVALTUNE_*`` variable holds a value that cannot be used; the message names it and the fix."""
+
+
+def _raw(name: str) -> str:
+    return os.environ.get(PREFIX + name, "").strip()
+
+
+def _number(name: str, default: float, unit: str, minimum: float = 0.0) -> float:
+    value = _raw(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number >= minimum:  # also refuses NaN
+        raise SettingError(f"{PREFIX}{name}: '{value}' is not a number of {unit} >= {minimum:g}; "
+                           f"set it to one (default {default:g}) or unset it")
+    return number
+
+
+def _whole(name: str, default: int, unit: str, minimum: int = 1) -> int:
+    value = _raw(name)
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < minimum:
+        raise SettingError(f"{PREFIX}{name}: '{value}' is not a whole number of {unit} >= {minimum}; "
+                           f"set it to one (default {default}) or unset it")
+    return int(value)
 
 
 def home() -> Path:
     """``$EVALTUNE_HOME`` (default ``~/.evaltune``): the SQLite file, model cache, adapters, reports."""
-    from evaltune.errors import UserError
-
-    path = Path(os.environ.get("EVALTUNE_HOME") or Path.home() / ".evaltune").expanduser()
+    path = Path(_raw("HOME") or Path.home() / ".evaltune").expanduser()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError, PermissionError) as exc:
-        raise UserError(f"EVALTUNE_HOME: cannot use {path} as evaltune's folder ({exc.strerror}); "
-                        "point EVALTUNE_HOME at a folder you can write") from exc
+        raise SettingError(f"{PREFIX}HOME: cannot use {path} as evaltune's folder ({exc.strerror}); "
+                           f"point {PREFIX}HOME at a folder you can write") from exc
     return path
+
+
+def db_url() -> str:
+    """``$EVALTUNE_DB_URL`` as given, or "" for the default SQLite file in ``home()``."""
+    return _raw("DB_URL")
 
 
 def threads() -> int:
     """Torch threads: ``$EVALTUNE_THREADS`` or the machine's cores. Set explicitly because torch's
     default oversubscribes a shared machine and makes timings swing tenfold."""
-    value = os.environ.get("EVALTUNE_THREADS")
-    if value:
-        if not value.strip().isdigit():
-            from evaltune.errors import UserError
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return _whole("THREADS", max(1, cores), "torch threads")
 
-            raise UserError(f"EVALTUNE_THREADS: '{value}' is not a whole number; set it to the torch threads to "
-                            "use (for example 2), or unset it to use every core")
-        return max(1, int(value))
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+_threads_applied: int | None = None
+
+
+def apply_threads(count: int | None = None) -> int:
+    """Set torch's process-wide thread count (``count``, else ``threads()``), only from an entry point (the command
+    line, the worker, a launched trainer): a scorer loading its model must not change it under the running model.
+    Before torch is imported this costs nothing: torch reads ``OMP_NUM_THREADS`` when it loads."""
+    global _threads_applied
+    wanted = count or threads()
+    if "torch" not in sys.modules:
+        os.environ["OMP_NUM_THREADS"] = str(wanted)
+    elif _threads_applied != wanted:
+        sys.modules["torch"].set_num_threads(wanted)
+    _threads_applied = wanted
+    return wanted
+
+
+def reconnect_seconds(default: float) -> float:
+    """How long a write waits for a lost store to come back: ``$EVALTUNE_RECONNECT_S``."""
+    return _number("RECONNECT_S", default, "seconds")
+
+
+def reservation() -> timedelta:
+    """How long an open item stays reserved for its annotator: ``$EVALTUNE_RESERVATION_MINUTES`` (30)."""
+    return timedelta(minutes=_number("RESERVATION_MINUTES", 30.0, "minutes", minimum=0.0))
+
+
+@dataclass(frozen=True)
+class LoginLimitSettings:
+    max_failures: int
+    max_client_failures: int
+    window: timedelta
+
+
+def login_limits() -> LoginLimitSettings:
+    """Failed log-ins allowed per name and per client address within the window before further tries wait."""
+    return LoginLimitSettings(
+        max_failures=_whole("LOGIN_MAX_FAILURES", 5, "failures"),
+        max_client_failures=_whole("LOGIN_MAX_CLIENT_FAILURES", 20, "failures"),
+        window=timedelta(minutes=_number("LOGIN_WINDOW_MINUTES", 15.0, "minutes", minimum=0.0)),
+    )
+
+
+def openai_api_key() -> str | None:
+    """The key for ``openai:`` endpoints: ``$EVALTUNE_OPENAI_API_KEY``, else ``$OPENAI_API_KEY``."""
+    return _raw("OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY", "").strip() or None
+
+
+def online() -> bool:
+    """``$EVALTUNE_ONLINE=1``: models and datasets may come from the Hugging Face hub."""
+    return _raw("ONLINE") == "1"
+
+
+def model_cache(home_folder: Path | None = None) -> Path:
+    """Where the converted default model lives: ``$EVALTUNE_MODEL_CACHE`` or ``models`` in the home folder."""
+    override = _raw("MODEL_CACHE")
+    return Path(override).expanduser() if override else (home_folder or home()) / "models"
+
+
+def default_model_wheel() -> str:
+    """A local copy of the default model's wheel (``$EVALTUNE_SMOLLM2_WHEEL``), used instead of downloading it."""
+    return _raw("SMOLLM2_WHEEL")
+
+
+def max_item_chars() -> int:
+    """The most characters one text field of a suite item may hold: ``$EVALTUNE_MAX_ITEM_CHARS``."""
+    return _whole("MAX_ITEM_CHARS", 1_000_000, "characters")
+
+
+def spacy_model() -> str:
+    """A spaCy pipeline to use for named entities instead of the built-in list: ``$EVALTUNE_SPACY_MODEL``."""
+    return _raw("SPACY_MODEL")
+
+
+def embedding_model() -> str:
+    """A sentence-embedding model folder to use instead of the offline MiniLM: ``$EVALTUNE_EMBEDDING_MODEL``."""
+    return _raw("EMBEDDING_MODEL")
+
+
+def named_model(kind: str) -> tuple[str, str]:
+    """The model a scorer of ``kind`` ("NLI" or "JUDGE") should use, and its served name for an endpoint:
+    ``$EVALTUNE_NLI_MODEL`` / ``$EVALTUNE_NLI_MODEL_NAME`` and the same for the judge."""
+    return _raw(f"{kind}_MODEL"), _raw(f"{kind}_MODEL_NAME")
+
+
+def hub_offline() -> bool:
+    """Whether the Hugging Face libraries were told to stay offline (their own variables, read here too)."""
+    names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    return any(os.environ.get(name, "").strip().lower() in _TRUE for name in names)
+
+
+def quiet_third_party_progress() -> None:
+    """Switch off, in this process, the bars transformers draws for each model load ("Loading weights") and the
+    ones datasets draws while TRL prepares rows ("Tokenizing train dataset"): the job log and the command's own
+    lines say what is happening. Every command calls this first (the command group does), and so does the
+    accelerate entry point, which starts without it; the variables reach the processes a command starts.
+    A user who sets ``HF_HUB_DISABLE_PROGRESS_BARS=0`` keeps the bars."""
+    # Both libraries read these when first imported; one imported already (an in-process caller) is told directly.
+    if os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1") != "1":
+        return
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging
+
+        logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        from datasets.utils import disable_progress_bars
+
+        disable_progress_bars()
 
 
 def code_version() -> str:

@@ -13,7 +13,6 @@ the password until the oldest of those failures leaves the window. See ``log_in`
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -24,6 +23,7 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from evaltune import settings
 from evaltune.db.base import utcnow
 from evaltune.db.engine import Store
 from evaltune.db.ratings import ROLES, LoginAttempt, User
@@ -131,10 +131,9 @@ class LoginLimits:
 
     @classmethod
     def from_env(cls) -> LoginLimits:
-        env = os.environ.get
-        return cls(max_failures=int(env("EVALTUNE_LOGIN_MAX_FAILURES", "5")),
-                   max_client_failures=int(env("EVALTUNE_LOGIN_MAX_CLIENT_FAILURES", "20")),
-                   window=timedelta(minutes=float(env("EVALTUNE_LOGIN_WINDOW_MINUTES", "15"))))
+        limits = settings.login_limits()
+        return cls(max_failures=limits.max_failures, max_client_failures=limits.max_client_failures,
+                   window=limits.window)
 
 
 _COUNTED = ("checking", "failed")  # an attempt still being checked counts: parallel guesses cannot slip through

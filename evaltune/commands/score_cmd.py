@@ -30,6 +30,9 @@ def score(run_id: int | None, scorers: str, input_file: str | None, output_file:
     if not names:
         raise UserError("--scorers: name at least one scorer; 'evaltune scorers list' shows them all")
     check_scorer_names(names)
+    from evaltune import settings
+
+    settings.apply_threads()  # scorers that load a model (embeddings, BERTScore) run on this many threads
     if input_file is not None:
         from evaltune.score_file import score_file
 

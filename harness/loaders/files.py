@@ -4,99 +4,29 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from evaltune import textfiles
 from evaltune.harness.suite import Item, SuiteError
-
-# libyaml's parser (when PyYAML was built with it) reads large files about 50 times faster.
-try:
-    from yaml import CSafeLoader as _SafeLoader
-except ImportError:  # a PyYAML built without libyaml
-    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
-
-SYNTAX_HINT = "; check the indentation there, and quote text that contains any of : # { } [ ] , ?"
-
-
-class LineDict(dict[Any, Any]):
-    """A YAML mapping that remembers the (1-based) line it starts on, for error messages."""
-
-    line: int = 0
 
 
 def read_text(path: Path, source: str | None = None) -> str:
-    """The file's text. Raises ``SuiteError`` when it is missing or not UTF-8 (naming the line)."""
-    source = source or str(path)
+    """The file's text (``evaltune.textfiles.read_text``). Raises ``SuiteError`` naming the file and line."""
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SuiteError(source, "file not found; check the path") from None
-    except IsADirectoryError:
-        raise SuiteError(source, "is a folder, not a file; name the file") from None
-    except OSError as err:
-        raise SuiteError(source, f"cannot be read: {err.strerror}") from None
-    try:
-        # utf-8-sig drops a byte-order mark, which spreadsheet exports add to the first column name.
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        bad = raw[err.start : err.start + 1].hex()
-        raise SuiteError(
-            f"{source}:{line}",
-            f"is not valid UTF-8 (byte 0x{bad} on line {line}); save the file as UTF-8",
-        ) from None
-
-
-class _StrictLoader(_SafeLoader):
-    """SafeLoader that rejects duplicate keys and records where each mapping starts."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> Any:
-    data = LineDict()
-    data.line = node.start_mark.line + 1
-    yield data
-    loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, (str, int, float, bool)) and key is not None:
-            raise yaml.constructor.ConstructorError(
-                None, None, "a mapping key must be plain text", key_node.start_mark
-            )
-        if key in data:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}' (each key may appear once)", key_node.start_mark
-            )
-        data[key] = loader.construct_object(value_node, deep=True)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+        return textfiles.read_text(path, source)
+    except textfiles.FileProblem as problem:
+        raise SuiteError(problem.where, problem.problem) from None
 
 
 def read_yaml(path: Path, source: str | None = None) -> Any:
-    """The YAML document in ``path``. Syntax errors and duplicate keys name the line."""
-    source = source or str(path)
-    text = read_text(path, source)
+    """The YAML document in ``path`` (``evaltune.textfiles.read_yaml``: strict UTF-8, no duplicate keys,
+    mappings that know their line). Raises ``SuiteError`` naming the file and line."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else 0
-        problem = err.problem or err.context or "invalid YAML"
-        # Syntax errors usually come from indentation or an unquoted special character.
-        hint = "" if isinstance(err, yaml.constructor.ConstructorError) else SYNTAX_HINT
-        raise SuiteError(f"{source}:{line}", f"invalid YAML on line {line}: {problem}{hint}") from None
-    except yaml.reader.ReaderError as err:
-        line = text[: err.position].count("\n") + 1
-        code = err.character if isinstance(err.character, int) else ord(err.character)
-        raise SuiteError(
-            f"{source}:{line}", f"invalid YAML on line {line}: {err.reason} (0x{code:02x}); remove that character"
-        ) from None
-    except yaml.YAMLError as err:
-        raise SuiteError(source, f"invalid YAML: {' '.join(str(err).split())}") from None
+        return textfiles.read_yaml(path, source)
+    except textfiles.FileProblem as problem:
+        raise SuiteError(problem.where, problem.problem) from None
 
 
 def where(source: str, data: Any) -> str:
@@ -113,20 +43,10 @@ def resolve(base_dir: Path, name: str) -> Path:
 
 def jsonl_records(text: str, source: str) -> list[tuple[int, Any]]:
     """(line number, parsed value) for each non-blank line; a bad line raises naming its number."""
-    records: list[tuple[int, Any]] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append((line_no, json.loads(line)))
-        except json.JSONDecodeError as err:
-            raise SuiteError(
-                f"{source}:{line_no}",
-                f"line {line_no} is not valid JSON ({err.msg} at column {err.colno}); "
-                "write one JSON object per line",
-                item=f"#{len(records) + 1}",
-            ) from None
-    return records
+    try:
+        return textfiles.json_lines(text, source)
+    except textfiles.FileProblem as problem:
+        raise SuiteError(problem.where, problem.problem, item=f"#{problem.record}") from None
 
 
 def items_from_files(

@@ -8,16 +8,14 @@ like any other item (see ``harness.loaders.items``); an item without an ``id`` c
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from evaltune import settings
 from evaltune.harness.loaders.checks import check_keys, check_limit, describe
 from evaltune.harness.loaders.generic import default_scorers
 from evaltune.harness.loaders.items import ITEM_KEYS, check_items, item_from_dict
 from evaltune.harness.suite import GenerationSettings, SuiteError, SuiteSpec
-
-_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
 def load_hub(
@@ -81,16 +79,12 @@ def _download(dataset: str, split: str, config: str | None, source: str) -> Any:
     except (
         Exception
     ) as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError, ...)
-        reason = "the Hugging Face hub is offline here (HF_HUB_OFFLINE is set)" if _offline() else str(err)
+        reason = "the Hugging Face hub is offline here (HF_HUB_OFFLINE is set)" if settings.hub_offline() else str(err)
         raise SuiteError(
             source, f"cannot load dataset '{dataset}' split '{split}': {reason}; {fix}"
         ) from None
 
 
-def _offline() -> bool:
-    return any(
-        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"} for name in _OFFLINE_VARIABLES
-    )
 
 
 def _check_mapped_columns(rows: Any, mapping: dict[str, str], source: str) -> None:

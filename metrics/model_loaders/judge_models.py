@@ -9,13 +9,14 @@ from ``EVALTUNE_OPENAI_API_KEY`` or ``OPENAI_API_KEY``). Local models load once 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from evaltune import settings
 
 ENDPOINT_PREFIX = "openai:"
 BATCH_SIZE = 8
@@ -40,12 +41,11 @@ class ModelLoadError(RuntimeError):
 
 def model_from_env(variable: str) -> ModelRef | None:
     """The model named by environment ``variable`` (None when unset): folder, hub id or openai:URL."""
-    value = os.environ.get(variable, "").strip()
+    value, name = settings.named_model(variable.removeprefix(settings.PREFIX).removesuffix("_MODEL"))
     if not value:
         return None
     if value.startswith(ENDPOINT_PREFIX) or value.startswith(("http://", "https://")):
         url = value.removeprefix(ENDPOINT_PREFIX).rstrip("/")
-        name = os.environ.get(f"{variable}_NAME", "").strip()
         if not name:
             raise ModelLoadError(f"{variable}={value} is an endpoint; set {variable}_NAME to the model it serves")
         return ModelRef(url, endpoint=True, served_name=name)
@@ -58,9 +58,6 @@ def _load(kind: str, location: str) -> tuple[Any, Any]:
     import torch
     import transformers
 
-    threads = os.environ.get("EVALTUNE_THREADS")
-    if threads:
-        torch.set_num_threads(max(1, int(threads)))
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(location)
         model = getattr(transformers, kind).from_pretrained(location, dtype=torch.float32).eval()
@@ -165,7 +162,7 @@ def _continuation_logprobs(tokenizer: Any, model: Any, rows: list[tuple[list[int
 def _endpoint_yes(model: ModelRef, prompts: Sequence[str]) -> list[float | None]:
     import requests
 
-    key = os.environ.get("EVALTUNE_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    key = settings.openai_api_key()
     headers = {"Authorization": f"Bearer {key}"} if key else {}
 
     def ask(prompt: str) -> float | None:

@@ -12,13 +12,13 @@ one fact to another ("46th floor" when the source has 48 floors and a deck on th
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from evaltune import settings
 from evaltune.metrics.numbers import numbers_in, same_number
 from evaltune.metrics.records import Example, ScoreResult
 from evaltune.metrics.registry import scorer
@@ -68,7 +68,7 @@ def _spacy_pipeline() -> Any | None:
     except ImportError:
         log.warning("spaCy is not installed; unsupported_entities uses its rule-based extractor")
         return None
-    names = [os.environ["EVALTUNE_SPACY_MODEL"]] if os.environ.get("EVALTUNE_SPACY_MODEL") else SPACY_MODELS
+    names = [settings.spacy_model()] if settings.spacy_model() else SPACY_MODELS
     for name in names:
         try:  # only the NER is needed; the parser and tagger would triple the time
             return spacy.load(name, exclude=["parser", "tagger", "lemmatizer", "attribute_ruler", "senter"])

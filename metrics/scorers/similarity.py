@@ -11,7 +11,6 @@ Both load their model once per process and score the whole batch at once.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -26,14 +25,10 @@ BATCH_SIZE = 64
 @lru_cache(maxsize=1)
 def _bert_scorer() -> Any:
     # Imported here: torch and transformers take seconds to import.
-    import torch
     from bert_score import BERTScorer
 
     from evaltune.metrics.model_loaders.embeddings import model_path
 
-    threads = os.environ.get("EVALTUNE_THREADS")
-    if threads:  # the project's convention: torch threads are set explicitly on a shared machine
-        torch.set_num_threads(max(1, int(threads)))
     return BERTScorer(model_type=str(model_path()), num_layers=BERTSCORE_LAYERS,
                       device="cpu", batch_size=BATCH_SIZE, rescale_with_baseline=False, idf=False)
 
