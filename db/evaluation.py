@@ -122,7 +122,10 @@ class Generation(Base):
     cache_key: Mapped[str] = mapped_column(String(64))
     prompt: Mapped[str] = mapped_column(Text)  # as rendered for the model (JSON for chat messages)
     output: Mapped[str] = mapped_column(Text, default="")
+    # Multiple choice: log P(choice | prompt) per choice. A generated output: [log P(reference | prompt), tokens]
+    # per reference, when a scorer asked for them (perplexity).
     choice_logprobs: Mapped[list[Any] | None] = mapped_column(type_=Base.type_annotation_map[list[Any]])
+    reference_logprobs: Mapped[list[Any] | None] = mapped_column(type_=Base.type_annotation_map[list[Any]])
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     latency_s: Mapped[float] = mapped_column(Float, default=0.0)

@@ -7,7 +7,7 @@ scorers). If a run with that fingerprint was interrupted (a killed process leave
 ``running``), the next call resumes it: stored outputs are kept, the rest is generated.
 Outputs already made by any earlier run with the same cache key are copied, not regenerated.
 Each batch is written in its own transaction, so a kill loses at most one batch. Every write survives a
-short loss of the store (a PostgreSQL restart) by redoing its transaction (``db.engine.with_reconnect``).
+short loss of the store (a PostgreSQL restart) by redoing its transaction (``db.engine.in_transaction``).
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from evaltune.db import queries
 from evaltune.db.base import utcnow
-from evaltune.db.engine import with_reconnect
+from evaltune.db.engine import in_transaction
 from evaltune.db.evaluation import Run
 from evaltune.harness.backends.base import Backend
+from evaltune.harness.model_resolution import ModelRecord
+from evaltune.harness.prompts import PromptError, storable_text
 from evaltune.harness.scoring import MetricRow, score_run
 from evaltune.harness.store_records import generation_totals, store_model_version, store_suite
 from evaltune.harness.suite import SuiteSpec
@@ -62,28 +64,28 @@ def run_suite(
     sessions: sessionmaker[Session],
     suite: SuiteSpec,
     backend: Backend,
-    model_info: dict[str, Any],
+    model: ModelRecord,
     options: RunOptions = RunOptions(),
     on_progress: ProgressCallback | None = None,
 ) -> RunOutcome:
     """Generate, store and score ``suite`` on ``backend``; return the run's id and metrics.
 
-    ``model_info`` describes the model for the store: name, backend, location and optionally
-    served_model, adapter_path, adapter_sha256, parent_id.
+    ``model`` is the model version the run belongs to (``ResolvedModel.record``), registered if new.
     """
     started = time.perf_counter()
     suite = _apply_options(suite, options)
     scorers = tuple(options.scorers if options.scorers is not None else suite.scorers)
 
     def start(session: Session) -> tuple[int, dict[str, int], bool]:
-        model_id = store_model_version(session, model_info, backend.fingerprint)
+        model_id = store_model_version(session, model, backend.fingerprint)
         suite_id, item_ids = store_suite(session, suite)
         run, resumed = _start_or_resume(session, suite, suite_id, model_id, backend, scorers, options)
         return run.id, item_ids, resumed
 
-    run_id, item_ids, resumed = with_reconnect(sessions, start)
-    work = plan_work(backend, [(item, item_ids[item.id]) for item in suite.items], suite.generation, options.seed,
-                     score_references=wants_reference_logprobs(scorers))
+    # Every prompt is rendered before anything is stored: an item the model cannot take fails the run up front.
+    planned = _plan(backend, suite, options.seed, scorers)
+    run_id, item_ids, resumed = in_transaction(sessions, start)
+    work = [replace(w, item_row_id=item_ids[w.item.id]) for w in planned]
     counts = _generate_missing(sessions, run_id, backend, suite, work, on_progress)
     _redo_lost(sessions, run_id, backend, suite, work)
     generation_s = time.perf_counter() - started
@@ -95,9 +97,16 @@ def run_suite(
         run.status, run.finished_at, run.stats, run.error = "completed", utcnow(), stats, None
         return metrics, stats
 
-    metrics, stats = with_reconnect(sessions, finish)
+    metrics, stats = in_transaction(sessions, finish)
     return RunOutcome(run_id, resumed, counts["generated"], counts["from_cache"], counts["already_stored"],
                       metrics, stats)
+
+
+def _plan(backend: Backend, suite: SuiteSpec, seed: int, scorers: Sequence[str]) -> list[Work]:
+    try:
+        return plan_work(backend, suite.items, suite.generation, seed, wants_reference_logprobs(scorers))
+    except PromptError as error:
+        raise PromptError(f"suite {suite.source or suite.name}: {error}") from None
 
 
 def _apply_options(suite: SuiteSpec, options: RunOptions) -> SuiteSpec:
@@ -163,10 +172,10 @@ def _generate_missing(
         copies = [w for w in todo if w.cache_key in cached]
         return todo, copies, [_copied_row(run_id, w, cached[w.cache_key]) for w in copies]
 
-    todo, copies, copied_rows = with_reconnect(sessions, plan)
+    todo, copies, copied_rows = in_transaction(sessions, plan)
     # Outside the transaction: scoring references runs the model, and SQLite would hold its lock meanwhile.
     _add_reference_logprobs(backend, copies, copied_rows)
-    with_reconnect(sessions, partial(queries.insert_generations, rows=copied_rows))
+    in_transaction(sessions, partial(queries.insert_generations, rows=copied_rows))
     copied = {w.cache_key for w in copies}
     todo = [w for w in todo if w.cache_key not in copied]
     counts = {"already_stored": len(work) - len(todo) - len(copies), "from_cache": len(copies), "generated": 0}
@@ -175,7 +184,7 @@ def _generate_missing(
         on_progress(done, len(work))
     for batch in _batches(todo, suite.generation.batch_size):
         rows = _run_batch(run_id, backend, suite, batch)
-        with_reconnect(sessions, partial(queries.insert_generations, rows=rows))
+        in_transaction(sessions, partial(queries.insert_generations, rows=rows))
         done += len(batch)
         counts["generated"] += len(batch)
         if on_progress:
@@ -228,17 +237,14 @@ def _run_batch(run_id: int, backend: Backend, suite: SuiteSpec, batch: list[Work
 
 
 def _add_reference_logprobs(backend: Backend, work: list[Work], rows: list[dict[str, Any]]) -> None:
-    """Store [logprob, tokens] per reference in ``choice_logprobs`` of the rows that asked for them.
-
-    A generated output has no choices, so that column is free; ``harness.scoring`` reads it back
-    as ``Example.reference_logprobs`` / ``reference_tokens``.
-    """
+    """Store [logprob, tokens] per reference in ``reference_logprobs`` of the rows that asked for them;
+    ``harness.scoring`` reads them back as ``Example.reference_logprobs`` / ``reference_tokens``."""
     wanted = [(w, row) for w, row in zip(work, rows, strict=True) if w.scores_references]
     if not wanted:
         return
     results = iter(backend.loglikelihood([r for w, _ in wanted for r in w.reference_requests()]))
     for w, row in wanted:
-        row["choice_logprobs"] = [[r.logprob, r.tokens] for r in (next(results) for _ in w.item.references)]
+        row["reference_logprobs"] = [[r.logprob, r.tokens] for r in (next(results) for _ in w.item.references)]
 
 
 def _row(run_id: int, w: Work, **fields: Any) -> dict[str, Any]:
@@ -246,11 +252,6 @@ def _row(run_id: int, w: Work, **fields: Any) -> dict[str, Any]:
         fields["output"] = storable_text(fields["output"])
     return {"run_id": run_id, "item_id": w.item_row_id, "sample_index": w.sample_index,
             "cache_key": w.cache_key, "prompt": storable_text(w.prompt_text), "cached": False} | fields
-
-
-def storable_text(text: str) -> str:
-    """PostgreSQL text cannot hold NUL; models do emit it. Replace it so both stores keep the same text."""
-    return text.replace("\x00", "\ufffd")
 
 
 def _copied_row(run_id: int, w: Work, source: Any) -> dict[str, Any]:

@@ -9,11 +9,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from evaltune.db import queries
-from evaltune.db.evaluation import Generation, RunMetric, SuiteItem
+from evaltune.db.evaluation import Generation, SuiteItem
 from evaltune.metrics.records import Example
 from evaltune.metrics.registry import get_scorer
 
@@ -49,15 +49,8 @@ def score_run(session: Session, run_id: int, scorer_names: tuple[str, ...] | lis
                       m.details)
             for m in spec.aggregate(examples, results)
         ]
-    _replace_metrics(session, run_id, [spec.name for spec in specs], metrics)
+    queries.replace_run_metrics(session, run_id, [spec.name for spec in specs], [m.__dict__ for m in metrics])
     return metrics
-
-
-def _replace_metrics(session: Session, run_id: int, scorers: list[str], metrics: list[MetricRow]) -> None:
-    """Replace the metrics of these scorers only, so re-scoring with a subset keeps the others."""
-    session.execute(delete(RunMetric).where(RunMetric.run_id == run_id, RunMetric.scorer.in_(scorers)))
-    if metrics:
-        session.execute(insert(RunMetric), [{**m.__dict__, "run_id": run_id} for m in metrics])
 
 
 def _load_generations(session: Session, run_id: int) -> list[Generation]:
@@ -101,10 +94,10 @@ def _example(g: Generation, item_outputs: list[str]) -> Example:
 
 
 def _logprob_fields(item: SuiteItem, g: Generation) -> dict[str, tuple[Any, ...]]:
-    """A choice item's ``choice_logprobs`` holds one log-prob per choice; a generated output's, when
-    references were scored, one [logprob, tokens] pair per reference (see ``harness.runner``)."""
-    stored = g.choice_logprobs or []
+    """A choice item's log-prob per choice; a generated output's [logprob, tokens] per reference, when its
+    references were scored (see ``harness.runner``)."""
     if item.choices:
-        return {"choice_logprobs": tuple(stored)}
-    return {"reference_logprobs": tuple(float(lp) for lp, _ in stored),
-            "reference_tokens": tuple(int(n) for _, n in stored)}
+        return {"choice_logprobs": tuple(g.choice_logprobs or ())}
+    pairs = g.reference_logprobs or []
+    return {"reference_logprobs": tuple(float(lp) for lp, _ in pairs),
+            "reference_tokens": tuple(int(n) for _, n in pairs)}
