@@ -169,7 +169,7 @@ def check_retune(model: Path, scratch: Path) -> None:
     import torch
     from safetensors.torch import load_file
 
-    from evaltune.retune.config import RetuneConfig
+    from evaltune.retune.config import DpoConfig
     from evaltune.retune.train import train
 
     system = {"role": "system", "content": "Answer briefly."}
@@ -178,7 +178,7 @@ def check_retune(model: Path, scratch: Path) -> None:
                 "rejected": [{"role": "assistant", "content": f"It was founded by King {i}."}]} for i in range(32)]
     lines: list[str] = []
     started = time.perf_counter()
-    result = train(str(model), records, RetuneConfig(method="dpo", epochs=2, batch_size=8), scratch, log=lines.append)
+    result = train(str(model), records, DpoConfig(epochs=2, batch_size=8), scratch, log=lines.append)
     seconds = time.perf_counter() - started
     losses = [entry["loss"] for entry in result.history if "loss" in entry]
     check("retune DPO on cuda", len(losses) > 1 and losses[-1] < losses[0],

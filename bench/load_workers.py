@@ -39,7 +39,7 @@ from evaltune.db.engine import Store, open_store
 from evaltune.db.evaluation import ModelVersion
 from evaltune.db.training import PreferenceDataset, PreferenceRow, RetuneJob
 from evaltune.retune import jobs
-from evaltune.retune.config import LoraSettings, RetuneConfig
+from evaltune.retune.config import RetuneConfig, SftConfig
 
 CLAIMED = re.compile(r"^job (\d+): claimed by (\S+)$", re.MULTILINE)
 
@@ -71,8 +71,7 @@ class JobAudit:
 
 def cheap_config(seed: int) -> RetuneConfig:
     """One LoRA step on one row: the cheapest job that still trains, saves and registers an adapter."""
-    return RetuneConfig(method="sft", lora=LoraSettings(r=2, alpha=4), epochs=1.0, batch_size=1, max_length=32,
-                        seed=seed)
+    return SftConfig(lora_r=2, lora_alpha=4, epochs=1.0, batch_size=1, max_length=32, seed=seed)
 
 
 def queue_jobs(store: Store, model_dir: Path, count: int) -> list[int]:

@@ -6,7 +6,9 @@
 Every process runs the same ``retune.train.train``; the Trainer shards the batches and averages gradients
 (gloo on CPU, NCCL on GPUs). Without GPUs ``--multi_gpu`` still launches the processes (accelerate's
 ``--cpu`` launches only one); ``python -m torch.distributed.run --nproc_per_node 2`` works the same way.
-The main process saves the adapter and writes ``OUT_DIR/history.json``.
+The main process saves the adapter and writes ``OUT_DIR/history.json``. The training options are those of
+``evaltune retune``, generated from the same config classes (``retune.config``), with the same defaults;
+``--batch-size`` is per process. Rows with a ``weight`` column are drawn in proportion to it.
 """
 
 from __future__ import annotations
@@ -16,30 +18,45 @@ import json
 import os
 from pathlib import Path
 
-from evaltune.retune.config import RetuneConfig
-from evaltune.retune.train import train
+from evaltune import settings
+from evaltune.retune.config import METHODS, OptionField, config_from_options, option_fields
+
+
+def _add_option(parser: argparse.ArgumentParser, option: OptionField) -> None:
+    """One config field as an argparse option: its flag (and aliases), type, default and help."""
+    help_text = option.help_for(METHODS).replace("%", "%%") + " (default: %(default)s)"
+    if option.kind is bool:
+        parser.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction,
+                            default=option.default, help=help_text)
+    elif option.kind is tuple:
+        parser.add_argument(option.flag, *option.aliases, dest=option.name, nargs="*", default=list(option.default),
+                            help=help_text)
+    else:
+        parser.add_argument(option.flag, *option.aliases, dest=option.name, type=option.kind, default=option.default,
+                            help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: what to train on and where, plus every method's config fields."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="base model folder")
+    parser.add_argument("--data", required=True, help="JSON Lines rows in TRL's columns (evaltune data export)")
+    parser.add_argument("--method", default="dpo", choices=METHODS)
+    parser.add_argument("--output", required=True)
+    for option in option_fields():
+        _add_option(parser, option)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, train, and (main process) write the loss history next to the adapter."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", required=True, help="base model folder")
-    parser.add_argument("--data", required=True, help="JSON Lines rows in TRL's columns (evaltune data export)")
-    parser.add_argument("--method", default="dpo", choices=["dpo", "kto", "sft"])
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--epochs", type=float, default=3.0)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--batch-size", type=int, default=4, help="per process")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    threads = int(os.environ.get("EVALTUNE_THREADS", "0"))
-    if threads:
-        import torch
+    from evaltune.retune.train import train
 
-        torch.set_num_threads(threads)
+    settings.quiet_third_party_progress()
+    args = build_parser().parse_args(argv)
+    settings.apply_threads()
     records = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines() if line]
-    config = RetuneConfig(method=args.method, epochs=args.epochs, learning_rate=args.lr,
-                          batch_size=args.batch_size, seed=args.seed)
+    config = config_from_options(args.method, vars(args))
     rank = int(os.environ.get("RANK", "0"))
     output = Path(args.output)
     result = train(args.base, records, config, output, log=print if rank == 0 else (lambda _line: None))

@@ -11,7 +11,10 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import json
-from collections.abc import Callable, Sequence
+import math
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +71,6 @@ def _report_to(config: RetuneConfig, log: Log) -> list[str]:
 
 def _trainer_args(config: RetuneConfig, output_dir: Path, log: Log) -> Any:
     import torch
-    import trl
 
     gpu = torch.cuda.is_available()
     common: dict[str, Any] = dict(
@@ -76,25 +78,21 @@ def _trainer_args(config: RetuneConfig, output_dir: Path, log: Log) -> Any:
         num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed, data_seed=config.seed,
         logging_steps=config.logging_steps, max_length=config.max_length, report_to=_report_to(config, log),
-        use_cpu=not gpu, bf16=gpu and torch.cuda.is_bf16_supported(), gradient_checkpointing=False,
+        use_cpu=not gpu, bf16=gpu and torch.cuda.is_bf16_supported(),
+        # transformers 5.25 renamed gradient_checkpointing (TRL's configs default it to True): naming the new
+        # field keeps it off without the old name's FutureWarning.
+        activation_checkpointing=False,
         save_strategy="steps" if config.save_steps else "epoch", save_steps=config.save_steps or 500,
         save_total_limit=2, disable_tqdm=True, remove_unused_columns=False,
     )
-    if config.method == "dpo":
-        losses = ["sigmoid", "sft"] if config.sft_weight > 0 else ["sigmoid"]
-        weights = [1.0, config.sft_weight] if config.sft_weight > 0 else [1.0]
-        return trl.DPOConfig(beta=config.beta, loss_type=losses, loss_weights=weights, **common)
-    if config.method == "kto":
-        return trl.KTOConfig(beta=config.beta, **common)
-    return trl.SFTConfig(**common)
+    return config.trl_args(common)
 
 
 def _lora(config: RetuneConfig) -> Any:
     from peft import LoraConfig
 
-    target = config.lora.target_modules
-    return LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-                      target_modules=target if isinstance(target, str) else list(target), task_type="CAUSAL_LM")
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=config.target_modules(), task_type="CAUSAL_LM")
 
 
 class _JobCallback:
@@ -133,9 +131,68 @@ def _callback(log: Log, should_stop: Callable[[], bool], history: list[dict[str,
     return cls(log, should_stop, history, warnings)
 
 
-def _trainer(config: RetuneConfig, base: str, records: Sequence[dict[str, Any]], args: Any, callback: Any) -> Any:
+@contextmanager
+def _without_libraries_deprecations() -> Iterator[None]:
+    """PEFT 0.21 (building the adapter) and TRL 1.16 (at each step, around the reference pass) read the model's
+    ``is_gradient_checkpointing``, which transformers 5.25 deprecates with a FutureWarning: not our call, and
+    nothing a user can change, so it is kept out of the job's output. Our own arguments use the current names."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
+WEIGHT = "weight"  # the optional column of a training row: how often to draw it, relative to the others
+
+
+def row_weights(records: Sequence[dict[str, Any]]) -> list[float] | None:
+    """Each row's ``weight`` (1 where absent), or None when every row weighs the same (plain shuffling then).
+
+    Raises ``ValueError`` naming the row when a weight is negative or not a number, or when all are 0."""
+    weights = []
+    for number, record in enumerate(records, start=1):
+        weight = record.get(WEIGHT, 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < math.inf:
+            raise ValueError(f"training row {number}: weight must be a number from 0 up, got {weight!r}")
+        weights.append(float(weight))
+    if not any(weights):
+        raise ValueError("every training row has weight 0, so none can be drawn; rebuild the dataset without "
+                         "--weight-by-agreement")
+    return weights if len(set(weights)) > 1 else None
+
+
+def _weighted_sampler(weights: list[float], seed: int) -> Any:
     import torch
-    import trl
+    from torch.utils.data import WeightedRandomSampler
+
+    def set_epoch(self: Any, epoch: int) -> None:
+        # The Trainer calls this before each epoch. Seeding by epoch makes every process of a distributed run draw
+        # the same sequence (accelerate then gives each process its share of it), and a resumed run redraw it.
+        self.generator.manual_seed(seed + epoch)
+
+    cls = type("EpochSeededWeightedSampler", (WeightedRandomSampler,), {"set_epoch": set_epoch})
+    sampler = cls(weights, num_samples=len(weights), replacement=True, generator=torch.Generator())
+    sampler.set_epoch(0)
+    return sampler
+
+
+class _DrawsRowsByWeight:
+    """Mixed into a TRL trainer: each epoch draws as many rows as the dataset holds, with replacement, each in
+    proportion to its ``weight`` column, instead of shuffling. The weights are read from the dataset the trainer
+    prepared, so they stay with their rows when TRL drops a row (one whose prompt fills ``max_length``)."""
+
+    train_dataset: Any
+    args: Any
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:  # transformers 5.25's signature
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if WEIGHT not in dataset.column_names:
+            raise RuntimeError(f"the prepared training rows lost their {WEIGHT!r} column; weighted sampling needs it")
+        return _weighted_sampler([float(w) for w in dataset[WEIGHT]], self.args.seed)
+
+
+def _trainer(config: RetuneConfig, base: str, records: Sequence[dict[str, Any]], args: Any, callbacks: list[Any],
+             weighted: bool) -> Any:
+    import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
 
@@ -147,11 +204,30 @@ def _trainer(config: RetuneConfig, base: str, records: Sequence[dict[str, Any]],
     # transformers 5.25 turns hub kernels on by default, and model.train() on a GPU then fetches them from the
     # hub: offline, training failed before its first step.
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, use_kernels=False)
-    trainer_class = {"dpo": trl.DPOTrainer, "kto": trl.KTOTrainer, "sft": trl.SFTTrainer}[config.method]
-    trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(list(records)),
-                            processing_class=tokenizer, peft_config=_lora(config), callbacks=[callback])
+    trainer_class = config.trainer_class()
+    if weighted:
+        trainer_class = type(f"Weighted{trainer_class.__name__}", (_DrawsRowsByWeight, trainer_class), {})
+    else:
+        records = [{k: v for k, v in record.items() if k != WEIGHT} for record in records]
+    with _without_libraries_deprecations():
+        trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(list(records)),
+                                processing_class=tokenizer, peft_config=_lora(config), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # our callback writes the same numbers to the job log
     return trainer
+
+
+def trainer_for(
+    base: str, records: Sequence[dict[str, Any]], config: RetuneConfig, output_dir: Path, log: Log = print,
+    callbacks: Sequence[Any] = (),
+) -> Any:
+    """The TRL trainer ``train`` runs, ready to train: the model loaded from the folder ``base``, the rows
+    prepared, checkpoints set to go under ``output_dir/checkpoints``, and rows drawn by weight when they carry
+    different ``weight``s. ``train`` is what most callers want; this is for looking at what it would do."""
+    weights = row_weights(records)
+    if weights is not None:
+        log(f"drawing rows in proportion to their weight ({min(weights):.2f} to {max(weights):.2f}), with replacement")
+    args = _trainer_args(config, output_dir, log)
+    return _trainer(config, base, records, args, list(callbacks), weighted=weights is not None)
 
 
 def train(
@@ -164,6 +240,8 @@ def train(
 ) -> TrainResult:
     """Train a LoRA adapter on ``records`` (TRL columns for ``config.method``) from the model folder ``base``.
 
+    Rows may carry a ``weight`` (``evaltune data build --weight-by-agreement``): rows are then drawn in proportion
+    to it, with replacement, instead of shuffled; TRL's losses have no per-row weight, so sampling carries it.
     The adapter (safetensors + config) lands in ``output_dir/adapter`` and, when ``config.merge``, the merged
     model in ``output_dir/merged``. A rerun with the same ``output_dir`` resumes from the last checkpoint."""
     from transformers.trainer_utils import get_last_checkpoint
@@ -174,14 +252,14 @@ def train(
     for message in data_warnings(records, config.method):
         result.warnings.append(message)
         log("warning: " + message)
-    args = _trainer_args(config, output_dir, log)
     callback = _callback(log, should_stop, result.history, result.warnings)
-    trainer = _trainer(config, base, records, args, callback)
-    checkpoints = Path(args.output_dir)
+    trainer = trainer_for(base, records, config, output_dir, log, [callback])
+    checkpoints = Path(trainer.args.output_dir)
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if resume:
         log(f"resuming from {resume}")
-    trainer.train(resume_from_checkpoint=resume)
+    with _without_libraries_deprecations():
+        trainer.train(resume_from_checkpoint=resume)
     result.stopped = callback.stopped
     if trainer.accelerator.is_main_process:
         trainer.model.save_pretrained(str(result.adapter_dir), safe_serialization=True)

@@ -22,11 +22,12 @@ from typing import Any
 from sqlalchemy import exc
 from sqlalchemy.orm import Session
 
-from evaltune.db.engine import Store, StoreError, connection_lost, with_reconnect
+from evaltune import settings
+from evaltune.db.engine import Store, StoreError, connection_lost, in_transaction
 from evaltune.db.evaluation import ModelVersion
 from evaltune.db.training import RetuneJob
 from evaltune.retune import jobs
-from evaltune.retune.config import RetuneConfig
+from evaltune.retune.config import RetuneConfig, load_config
 from evaltune.retune.datasets import dataset_records
 from evaltune.retune.reevaluate import EvalSettings, reevaluate, register_and_load
 from evaltune.retune.register import register_merged
@@ -100,7 +101,17 @@ def run_forever(store: Store, options: WorkerOptions, poll_s: float = 5.0, log: 
             time.sleep(poll_s)
 
 
-def _job_inputs(store: Store, job_id: int) -> tuple[RetuneConfig, list[dict[str, Any]], str, int, list[str]]:
+@dataclass(frozen=True)
+class _JobInputs:
+    config: RetuneConfig
+    config_notes: list[str]  # stored settings this version does not know, dropped (see config.load_config)
+    records: list[dict[str, Any]]
+    base_location: str
+    base_id: int
+    suites: list[str]
+
+
+def _job_inputs(store: Store, job_id: int) -> _JobInputs:
     with store.session_scope() as session:
         job = session.get(RetuneJob, job_id)
         assert job is not None  # just claimed by us
@@ -109,14 +120,14 @@ def _job_inputs(store: Store, job_id: int) -> tuple[RetuneConfig, list[dict[str,
             raise LookupError(f"base model version {job.base_model_id} is not in the store")
         if base.adapter_path:
             raise ValueError("retuning an adapter model version is not supported yet: pick its base")
-        records = dataset_records(session, job.dataset_id, "train")
-        config = RetuneConfig.from_json(job.config)
-        return config, records, base.location, base.id, list(job.eval_suites)
+        config, notes = load_config(job.config, job.method)
+        records = dataset_records(session, job.dataset_id, "train", weights=True)
+        return _JobInputs(config, notes, records, base.location, base.id, list(job.eval_suites))
 
 
 def _write(store: Store, job_id: int, work: Callable[[Session], None]) -> None:
     hint = f"job {job_id} stays running until a worker marks it failed; then 'evaltune jobs retry {job_id}'"
-    with_reconnect(store.sessions, work, hint=hint)
+    in_transaction(store.sessions, work, hint=hint)
 
 
 def execute(store: Store, job_id: int, options: WorkerOptions) -> None:
@@ -155,16 +166,17 @@ def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[s
              beat: _Heartbeat) -> None:
     from evaltune.retune.train import train
 
-    config, records, base_location, base_id, suites = _job_inputs(store, job_id)
+    inputs = _job_inputs(store, job_id)
+    config, base_id = inputs.config, inputs.base_id
+    for note in inputs.config_notes:
+        log(f"warning: {note}")
     if options.eval.threads > 0:
-        import torch
-
-        torch.set_num_threads(options.eval.threads)
-    log(f"training {config.method} on {len(records)} rows from {base_location}")
+        settings.apply_threads(options.eval.threads)
+    log(f"training {config.method} on {len(inputs.records)} rows from {inputs.base_location}")
     started = time.perf_counter()
     output_dir = options.home / "adapters" / f"job-{job_id}"
     _drop_partial_checkpoints(output_dir / "checkpoints", log)
-    result = train(base_location, records, config, output_dir, log, should_stop=lambda: beat.cancelled)
+    result = train(inputs.base_location, inputs.records, config, output_dir, log, should_stop=lambda: beat.cancelled)
     log(f"trained in {time.perf_counter() - started:.1f}s")
     if result.stopped:
         _write(store, job_id, lambda session: jobs.finish(session, job_id, "cancelled",
@@ -181,7 +193,7 @@ def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[s
             merged_id = register_merged(session, adapter_version, result.merged_dir).id
         log(f"merged model ({result.merged_dir}) registered as model version {merged_id}")
     try:
-        run_ids = reevaluate(store.sessions, backend, info, base_id, suites, options.eval, log)
+        run_ids = reevaluate(store.sessions, backend, info, base_id, inputs.suites, options.eval, log)
     finally:
         backend.close()
     _write(store, job_id, lambda session: jobs.finish(session, job_id, "succeeded", output_model_id=version_id,

@@ -25,7 +25,7 @@ from evaltune.db.training import PreferenceDataset, PreferenceRow, RetuneJob
 from evaltune.errors import UserError
 from evaltune.harness.backends.hf import adapter_sha256
 from evaltune.retune import jobs
-from evaltune.retune.config import RetuneConfig
+from evaltune.retune.config import DpoConfig
 from tests.fault_helpers import evaltune, kill_when, opened, read, start
 
 ROWS = 16  # 2 steps per epoch at batch size 8
@@ -44,7 +44,7 @@ def _seed(url: str, model_dir: Path) -> None:
                           prompt=[{"role": "user", "content": f"What is the capital of country {i}?"}])
             for i in range(ROWS)
         ])
-        for config in (RetuneConfig(epochs=8, save_steps=2), RetuneConfig(epochs=1)):
+        for config in (DpoConfig(epochs=8, save_steps=2), DpoConfig(epochs=1)):
             jobs.enqueue(session, dataset_id=dataset.id, base_model_id=base.id, config=config)
 
 

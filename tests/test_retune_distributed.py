@@ -38,7 +38,7 @@ def test_two_process_gloo_training_lowers_the_loss(tiny_model_dir: Path, tmp_pat
     command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
                "-m", "evaltune.retune.accelerate_entry", "--base", str(tiny_model_dir), "--data", str(rows),
-               "--output", str(out), "--epochs", "2"]
+               "--output", str(out), "--epochs", "2", "--batch-size", "4"]
     env = {**os.environ, "EVALTUNE_THREADS": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parent.parent)

@@ -9,7 +9,7 @@ from evaltune.db.engine import open_store
 from evaltune.db.evaluation import ModelVersion
 from evaltune.db.training import PreferenceDataset, RetuneJob
 from evaltune.retune import jobs
-from evaltune.retune.config import RetuneConfig
+from evaltune.retune.config import DpoConfig
 
 
 def _queue(url: str, count: int) -> list[int]:
@@ -19,7 +19,7 @@ def _queue(url: str, count: int) -> list[int]:
         dataset = PreferenceDataset(name="d", strategy="correction", params={}, counts={})
         session.add_all([base, dataset])
         session.flush()
-        ids = [jobs.enqueue(session, dataset_id=dataset.id, base_model_id=base.id, config=RetuneConfig()).id
+        ids = [jobs.enqueue(session, dataset_id=dataset.id, base_model_id=base.id, config=DpoConfig()).id
                for _ in range(count)]
     store.close()
     return ids

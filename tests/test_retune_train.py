@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from evaltune.retune.config import RetuneConfig
+from evaltune.retune.config import SftConfig
 from evaltune.retune.train import train
 
 torch.set_num_threads(1)
@@ -16,7 +16,7 @@ ROWS = [{"prompt": [SYSTEM, {"role": "user", "content": f"Who founded town {i}?"
 
 
 def test_a_rerun_resumes_from_the_last_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
-    config = RetuneConfig(method="sft", epochs=1, batch_size=8, report_to=("no-such-tracker",))
+    config = SftConfig(epochs=1, batch_size=8, report_to=("no-such-tracker",))
     lines: list[str] = []
     first = train(str(tiny_model_dir), ROWS, config, tmp_path, log=lines.append)
     assert (first.adapter_dir / "adapter_model.safetensors").is_file()
@@ -28,7 +28,7 @@ def test_a_rerun_resumes_from_the_last_checkpoint(tiny_model_dir: Path, tmp_path
 
 
 def test_a_cancel_request_stops_training_after_the_current_step(tiny_model_dir: Path, tmp_path: Path) -> None:
-    config = RetuneConfig(method="sft", epochs=5, batch_size=4)
+    config = SftConfig(epochs=5, batch_size=4)
     result = train(str(tiny_model_dir), ROWS, config, tmp_path, log=lambda _: None, should_stop=lambda: True)
     assert result.stopped
     steps = [entry["step"] for entry in result.history if "loss" in entry]

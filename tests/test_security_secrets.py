@@ -206,7 +206,7 @@ def _failing_job(url: str) -> None:
     from evaltune.db.evaluation import ModelVersion
     from evaltune.db.training import PreferenceDataset
     from evaltune.retune import jobs
-    from evaltune.retune.config import RetuneConfig
+    from evaltune.retune.config import SftConfig
 
     store = open_store(url)
     try:
@@ -216,7 +216,7 @@ def _failing_job(url: str) -> None:
             dataset = PreferenceDataset(name="d", strategy="sft", counts={"train": 0})
             s.add_all([adapter, dataset])
             s.flush()
-            jobs.enqueue(s, dataset_id=dataset.id, base_model_id=adapter.id, config=RetuneConfig(method="sft"))
+            jobs.enqueue(s, dataset_id=dataset.id, base_model_id=adapter.id, config=SftConfig())
     finally:
         store.close()
 

@@ -35,7 +35,7 @@ from evaltune.reports.compare import build_report
 from evaltune.reports.markdown import FLIPS_SHOWN
 from evaltune.reports.render import render_report
 from evaltune.retune import jobs
-from evaltune.retune.config import RetuneConfig
+from evaltune.retune.config import SftConfig
 from tests.fixtures.feedback_seed import PASSWORD, password_hash
 from tests.test_feedback_browser import (
     CHROMIUM,
@@ -148,7 +148,7 @@ def seed_hostile(url: str) -> Hostile:
         dataset = PreferenceDataset(name=PAYLOADS[5], strategy="sft", campaign_id=main.id, counts={"train": 1})
         s.add(dataset)
         s.flush()
-        job = jobs.enqueue(s, dataset_id=dataset.id, base_model_id=1, config=RetuneConfig(method="sft"),
+        job = jobs.enqueue(s, dataset_id=dataset.id, base_model_id=1, config=SftConfig(),
                            eval_suites=[PAYLOADS[6]])
         job.status, job.log, job.error, job.worker = "failed", ALL, ALL, PAYLOADS[7][:200]
     store.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from evaltune.errors import UserError, user_errors
@@ -56,7 +58,19 @@ def show(job_id: int) -> None:
         if job.error:
             click.echo(f"error: {job.error}")
         click.echo(f"config: {job.config}")
+        for problem in _config_problems(job.config, job.method):
+            click.echo(f"warning: {problem}")
         click.echo("log:\n" + (job.log or "(empty)"))
+
+
+def _config_problems(stored: dict[str, Any], method: str) -> list[str]:
+    """What a worker of this version would say about the stored config: settings it drops, or why it fails."""
+    from evaltune.retune.config import load_config
+
+    try:
+        return load_config(stored, method)[1]
+    except ValueError as error:
+        return [f"a worker of this version cannot run this config: {error}"]
 
 
 @jobs.command("cancel")

@@ -3,53 +3,66 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from evaltune.errors import UserError, user_errors
+from evaltune.retune.config import METHODS, OptionField, RetuneConfig, config_class, config_from_options, option_fields
 
 if TYPE_CHECKING:
     from evaltune.db.engine import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _click_option(option: OptionField) -> Callable[[F], F]:
+    """One config field as a click option: its flag (and aliases), type, default and help."""
+    help_text = option.help_for(METHODS)
+    if option.kind is bool:
+        names = f"{option.flag}/--no-{option.flag[2:]}"
+        return click.option(names, option.name, default=option.default, show_default=True, help=help_text)
+    if option.kind is tuple:
+        return click.option(option.flag, *option.aliases, option.name, multiple=True, default=option.default,
+                            help=help_text + " Repeat the option for several.")
+    return click.option(option.flag, *option.aliases, option.name, type=option.kind, default=option.default,
+                        show_default=True, help=help_text)
+
+
+def config_options(command: F) -> F:
+    """Add an option for every field of every method's config (``retune.config``), defaults and help included."""
+    for option in reversed(option_fields()):
+        command = _click_option(option)(command)
+    return command
 
 
 @click.command()
 @click.option("--model", "model_spec", default="default", show_default=True,
               help="Base model: 'default', a folder, a hub id, or a stored version model:ID.")
 @click.option("--dataset", "dataset_id", required=True, type=int, help="A dataset from 'evaltune data build'.")
-@click.option("--method", type=click.Choice(["dpo", "kto", "sft"]),
+@click.option("--method", type=click.Choice(METHODS),
               help="Training method (default: the one the dataset's strategy was built for).")
 @click.option("--eval-after", "eval_suites", multiple=True, help="Suite to re-run on the adapter (repeatable).")
-@click.option("--epochs", default=3.0, show_default=True, type=float)
-@click.option("--lr", "learning_rate", default=5e-4, show_default=True, type=float)
-@click.option("--batch-size", default=8, show_default=True, type=int)
-@click.option("--lora-r", default=8, show_default=True, type=int)
-@click.option("--beta", default=0.1, show_default=True, type=float, help="DPO/KTO temperature.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--merge", is_flag=True, help="Also save the base with the adapter merged in.")
 @click.option("--wait", is_flag=True, help="Wait for a worker to finish the job, printing its log.")
 @click.option("--here", is_flag=True, help="Run the job in this process instead of waiting for a worker.")
-def retune(model_spec: str, dataset_id: int, method: str | None, eval_suites: tuple[str, ...], epochs: float,
-           learning_rate: float, batch_size: int, lora_r: int, beta: float, seed: int, merge: bool, wait: bool,
-           here: bool) -> None:
+@config_options
+@click.pass_context
+def retune(ctx: click.Context, model_spec: str, dataset_id: int, method: str | None, eval_suites: tuple[str, ...],
+           wait: bool, here: bool, **settings_given: Any) -> None:
     """Queue a retune job; prints its id. A worker ('evaltune worker') trains it, registers the adapter as a
-    model version and re-runs the --eval-after suites on it."""
+    model version and re-runs the --eval-after suites on it. Rows built with --weight-by-agreement are drawn in
+    proportion to their weight."""
     from evaltune import settings
     from evaltune.db.engine import open_store
     from evaltune.retune import jobs
-    from evaltune.retune.config import LoraSettings, RetuneConfig
 
     with user_errors():
         store = open_store()
     try:
         # Every argument is checked before the base model is loaded and registered: a typo stores nothing.
-        default_method = _dataset_method(store, dataset_id)
-        try:
-            config = RetuneConfig(method=method or default_method, lora=LoraSettings(r=lora_r),
-                                  learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, beta=beta,
-                                  seed=seed, merge=merge)
-        except ValueError as error:
-            raise UserError(f"{error}; see 'evaltune retune --help'") from error
+        config = _config(ctx, method or _dataset_method(store, dataset_id), settings_given)
         base_id = _base_model_id(store, model_spec)
         with store.session_scope() as session:
             job_id = jobs.enqueue(session, dataset_id=dataset_id, base_model_id=base_id, config=config,
@@ -62,12 +75,25 @@ def retune(model_spec: str, dataset_id: int, method: str | None, eval_suites: tu
         from evaltune.retune.reevaluate import EvalSettings
         from evaltune.retune.worker import WorkerOptions, run_once
 
-        options = WorkerOptions(home=settings.home(), eval=EvalSettings(seed=seed, threads=settings.threads(),
-                                                                        code_version=settings.code_version()))
+        options = WorkerOptions(home=settings.home(), eval=EvalSettings(
+            seed=config.seed, threads=settings.threads(), code_version=settings.code_version()))
         run_once(store, options, log=click.echo, job_id=job_id)
     if wait or here:
         _follow(store, job_id)
     store.close()
+
+
+def _config(ctx: click.Context, method: str, values: dict[str, Any]) -> RetuneConfig:
+    """The method's config from the options; an option given for another method's field is an error."""
+    own = {option.name for option in option_fields([config_class(method)])}
+    for option in option_fields():
+        if option.name not in own and ctx.get_parameter_source(option.name) is not ParameterSource.DEFAULT:
+            raise UserError(f"{option.flag} is a {'/'.join(option.methods)} setting, not one for {method}; "
+                            f"drop it or choose --method {option.methods[0]}")
+    try:
+        return config_from_options(method, values)
+    except ValueError as error:
+        raise UserError(f"{error}; see 'evaltune retune --help'") from error
 
 
 def _dataset_method(store: Store, dataset_id: int) -> str:
