@@ -10,13 +10,14 @@ from sqlalchemy.orm import Session
 
 from evaltune.db.base import utcnow
 from evaltune.db.evaluation import Generation
+from evaltune.db.queries import dialect_insert
 from evaltune.db.ratings import Adjudication, CampaignItem, Rating, User
 from evaltune.feedback_ui.agreement_data import answer_of, questions
 from evaltune.feedback_ui.auth import Account, require_role
-from evaltune.feedback_ui.transactions import dialect_insert
 
 _ALLOWED: dict[str, set[Any]] = {
     "likert": {1, 2, 3, 4, 5},
+    "thumbs": {True, False},
     "hallucination": {True, False},
     "bias": {True, False},
     "unsafe": {True, False},
@@ -67,6 +68,9 @@ def item_ratings(session: Session, actor: Account, campaign_item_id: int) -> Ite
 def adjudicate(session: Session, actor: Account, campaign_item_id: int, decision: dict[str, Any], note: str = ""
                ) -> None:
     """Record (or replace) the final decision on an item and mark its ratings as adjudicated by ``actor``.
+
+    Datasets built afterwards (``evaltune data build``) use the decision in place of the annotators' answers to
+    the questions it settles (likert, thumbs, hallucination, choice) and count the item as adjudicated.
 
     Raises ``ValueError`` for a question the item does not ask or a value it does not allow.
     """

@@ -20,8 +20,8 @@ from evaltune.db.ratings import CampaignItem, Rating, User
 from evaltune.feedback_ui.agreement import Level, cohen_kappa, krippendorff_alpha, unit_disagreement
 
 # question -> level of measurement; which apply depends on the campaign kind
-SINGLE_QUESTIONS: dict[str, Level] = {"likert": "ordinal", "hallucination": "nominal", "bias": "nominal",
-                                      "unsafe": "nominal"}
+SINGLE_QUESTIONS: dict[str, Level] = {"likert": "ordinal", "thumbs": "nominal", "hallucination": "nominal",
+                                      "bias": "nominal", "unsafe": "nominal"}
 PAIR_QUESTIONS: dict[str, Level] = {"choice": "nominal"}
 
 

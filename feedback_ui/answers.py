@@ -23,11 +23,13 @@ def _squash(text: str) -> str:
 
 @dataclass(frozen=True)
 class SingleAnswer:
-    """A judgement of one output: Likert 1-5, hallucination with the quoted span, flags, free text."""
+    """A judgement of one output: Likert 1-5, hallucination with the quoted span, thumbs up/down (optional),
+    flags, free text."""
 
     likert: int
     hallucination: bool
     hallucinated_span: str | None = None
+    thumbs: bool | None = None  # None: the annotator gave neither thumbs up nor down
     bias: bool = False
     unsafe: bool = False
     correction: str | None = None
@@ -36,6 +38,8 @@ class SingleAnswer:
     def __post_init__(self) -> None:
         if self.likert not in range(1, 6):
             raise ValueError("choose an overall score from 1 to 5")
+        if self.thumbs is not None and not isinstance(self.thumbs, bool):
+            raise ValueError("thumbs is up (True), down (False) or not given (None)")
         for name in ("hallucinated_span", "correction", "comment"):
             object.__setattr__(self, name, _clean(getattr(self, name)))
         if self.hallucination and not self.hallucinated_span:

@@ -16,26 +16,29 @@ lock (waiting up to the busy timeout) before it reads anything.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
+from evaltune import settings
 from evaltune.db.base import utcnow
 from evaltune.db.evaluation import Generation
+from evaltune.db.queries import dialect_insert
 from evaltune.db.ratings import Assignment, Campaign, CampaignItem, Rating
 from evaltune.feedback_ui.answers import PairAnswer, SingleAnswer
 from evaltune.feedback_ui.auth import Account, require_role
 from evaltune.feedback_ui.campaigns import may_rate
-from evaltune.feedback_ui.transactions import dialect_insert, dialect_of
+from evaltune.feedback_ui.transactions import dialect_of
 
 _NO_SYNC = {"synchronize_session": False}
+# What a single-output answer stores: every field of SingleAnswer, under the same name on Rating.
+SINGLE_FIELDS = tuple(field.name for field in fields(SingleAnswer))
 
 
 class QueueError(Exception):
@@ -54,7 +57,7 @@ class Reservation:
 
 def reservation_time() -> timedelta:
     """How long a reservation lasts: ``$EVALTUNE_RESERVATION_MINUTES`` (default 30)."""
-    return timedelta(minutes=float(os.environ.get("EVALTUNE_RESERVATION_MINUTES", "30")))
+    return settings.reservation()
 
 
 def expire_stale(session: Session, now: datetime | None = None) -> int:
@@ -216,12 +219,14 @@ def _count_rating(session: Session, item: CampaignItem, overlap: int, held: bool
 
 
 def submit_rating(
-    session: Session, account: Account, assignment_id: int, answer: SingleAnswer | PairAnswer
+    session: Session, account: Account, assignment_id: int, answer: SingleAnswer | PairAnswer,
+    simulated: bool = False,
 ) -> int:
     """Store the annotator's rating for their reservation and count it toward the item's overlap.
 
     Returns the rating's id. Raises ``QueueError`` when the reservation is no longer theirs, and
     ``ValueError`` when the answer does not fit the item (a span not in the output, A/B on a single output).
+    ``simulated``: a program gave the answer, not a person (``evaltune demo``); the rating is marked so.
     """
     require_role(account, "annotator")
     item_id, flipped, held = _close_assignment(session, account, assignment_id, "done")
@@ -231,7 +236,7 @@ def submit_rating(
     assert campaign is not None
     if not may_rate(session, account, campaign.id):  # taken off the campaign since the reservation was made
         raise QueueError(f"campaign {campaign.id} is not given to you; nothing was stored")
-    rating = Rating(campaign_item_id=item.id, user_id=account.id)
+    rating = Rating(campaign_item_id=item.id, user_id=account.id, simulated=simulated)
     if isinstance(answer, PairAnswer):
         if not campaign.pairwise or item.other_generation_id is None:
             raise ValueError("this item is a single output, not an A/B pair")
@@ -244,7 +249,7 @@ def submit_rating(
         output = session.execute(select(Generation.output).where(Generation.id == item.generation_id)).scalar_one()
         answer.check_span(output)
         rating.generation_id = item.generation_id
-        for field in ("likert", "hallucination", "hallucinated_span", "bias", "unsafe", "correction", "comment"):
+        for field in SINGLE_FIELDS:
             setattr(rating, field, getattr(answer, field))
     _count_rating(session, item, campaign.overlap, held)
     session.add(rating)

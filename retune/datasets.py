@@ -1,9 +1,13 @@
 """Preference datasets in the store: built from a campaign's ratings, read back as TRL records, exported.
 
-Exported files are what TRL's own scripts accept: JSON Lines or Parquet with the columns ``prompt``/``chosen``/
-``rejected`` (dpo), ``prompt``/``completion``/``label`` (kto) or ``prompt``/``completion`` (sft). Conversational
-rows (prompt as chat messages, answers as one assistant message) when the rated prompt was chat messages.
-A JSON Lines file in those columns (an export, or rows made elsewhere) is imported with ``import_dataset``.
+A campaign item an admin adjudicated is built from the adjudicator's decision, not from the raw votes.
+Exported files are what TRL's own scripts accept: JSON Lines or Parquet with exactly the columns of
+docs/dataset_formats.md: ``prompt``/``chosen``/``rejected`` (dpo), ``prompt``/``completion``/``label`` (kto) or
+``prompt``/``completion`` (sft). Conversational rows (prompt as chat messages, answers as one assistant message)
+when the rated prompt was chat messages. The export's schema version, method and columns are written beside
+it (``NAME.meta.yaml``), not into it: TRL and ``datasets`` read every JSON field as a column and every line as
+a row, so neither a field nor a header line could carry them. A JSON Lines file in those columns (an export of
+any version, or rows made elsewhere) is imported with ``import_dataset``.
 """
 
 from __future__ import annotations
@@ -14,15 +18,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from evaltune import textfiles
 from evaltune.db.evaluation import Generation, Suite, SuiteItem
-from evaltune.db.ratings import Campaign, CampaignItem, Rating
+from evaltune.db.ratings import Adjudication, Campaign, CampaignItem, Rating
 from evaltune.db.training import PreferenceDataset, PreferenceRow
-from evaltune.retune.strategies import METHOD_OF_STRATEGY, RatingRecord, StrategyParams, build_rows
+from evaltune.harness.prompts import training_prompt
+from evaltune.harness.store_records import item_from_row, settings_from_row
+from evaltune.retune.strategies import RatingRecord, StrategyParams, build_rows, get_strategy, strategies
 
 EXPORT_FORMATS = ("jsonl", "parquet")
+# 1: the columns of docs/dataset_formats.md. A file with no metadata beside it (written before there was any)
+# has the same columns, so it reads as version 1.
+SCHEMA_VERSION = 1
+# The answers the strategies read; an adjudicator's decision on any of them replaces the annotators' answers.
+DECIDED = ("likert", "thumbs", "hallucination", "choice")
 METHOD_COLUMNS = {"dpo": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label"),
                   "sft": ("prompt", "completion")}
 ROLES = ("system", "user", "assistant")
@@ -32,43 +46,17 @@ class DatasetFileError(ValueError):
     """A dataset file cannot be imported; the message names the file, the line and the column, and the fix."""
 
 
-def _compose(item: SuiteItem) -> Any:
-    """The item's input with its context in front, as the runner composes it (harness.work.compose_input)."""
-    value = item.input
-    if not item.context:
-        return value
-    if isinstance(value, str):
-        return value if item.context in value else f"Context:\n{item.context}\n\nQuestion: {value}"
-    messages = [dict(m) for m in value]
-    if not any(item.context in str(m.get("content", "")) for m in messages):
-        messages[0]["content"] = f"Context:\n{item.context}\n\n{messages[0]['content']}"
-    return messages
-
-
 def prompt_for(rendered: str, item: SuiteItem, suite: Suite, chat: bool | None = None) -> Any:
-    """The prompt as the model saw it: chat messages (with the suite's system prompt) when the model was
-    prompted through a chat template, else the text. ``chat=None`` follows the suite's ``chat`` setting."""
-    try:
-        stored = json.loads(rendered)
-    except ValueError:
-        stored = None
-    if isinstance(stored, list) and all(isinstance(m, dict) and "role" in m for m in stored):
-        return [{"role": m["role"], "content": m["content"]} for m in stored]  # an endpoint's chat messages
-    settings = suite.generation or {}
-    system = settings.get("system_prompt")
-    composed = _compose(item)
-    if chat is None:
-        chat = settings.get("chat", "auto") != "never" or not isinstance(composed, str)
-    if not chat:
-        return f"{system}\n\n{composed}" if system else composed
-    messages = [{"role": "user", "content": composed}] if isinstance(composed, str) else list(composed)
-    if system and messages[0]["role"] != "system":
-        messages.insert(0, {"role": "system", "content": system})
-    return messages
+    """The prompt as the model saw it (``harness.prompts.training_prompt``, the runner's own rendering): the text
+    it read, or the chat messages its chat template turned into that text. ``chat`` forces one form."""
+    return training_prompt(rendered, item_from_row(item), settings_from_row(suite), chat)
 
 
 def load_records(session: Session, campaign_id: int, chat: bool | None = None) -> list[RatingRecord]:
-    """Every answered (not skipped) rating of the campaign, with the outputs it judged."""
+    """Every answered (not skipped) rating of the campaign, with the outputs it judged. On an adjudicated item
+    each rating carries the adjudicator's decision instead of its own answer to the questions decided, so the
+    item's ratings agree on the decision."""
+    settled = decisions(session, campaign_id)
     side_a, side_b = aliased(Generation), aliased(Generation)
     shown = aliased(Generation)
     query = (
@@ -86,11 +74,35 @@ def load_records(session: Session, campaign_id: int, chat: bool | None = None) -
     for rating, item, suite, generation, a_output, b_output in session.execute(query):
         records.append(RatingRecord(
             rating_id=rating.id, item_id=item.id, prompt=prompt_for(generation.prompt, item, suite, chat),
-            output=generation.output, generation_id=generation.id, likert=rating.likert, thumbs=rating.thumbs,
-            hallucination=rating.hallucination, correction=rating.correction, choice=rating.choice,
-            side_a=a_output, side_b=b_output,
+            output=generation.output, generation_id=generation.id, correction=rating.correction,
+            side_a=a_output, side_b=b_output, **_answers(rating, generation.id, settled.get(rating.campaign_item_id)),
         ))
     return records
+
+
+def decisions(session: Session, campaign_id: int) -> dict[int, dict[str, Any]]:
+    """Adjudicated campaign items of the campaign -> the part of the decision the strategies read."""
+    found = session.execute(
+        select(Adjudication.campaign_item_id, Adjudication.decision)
+        .join(CampaignItem, CampaignItem.id == Adjudication.campaign_item_id)
+        .where(CampaignItem.campaign_id == campaign_id)
+    )
+    settled = {item_id: {q: v for q, v in (decision or {}).items() if q in DECIDED} for item_id, decision in found}
+    return {item_id: decision for item_id, decision in settled.items() if decision}
+
+
+def _answers(rating: Rating, first_generation_id: int, decision: dict[str, Any] | None) -> dict[str, Any]:
+    """The rating's answers to ``DECIDED``, with the adjudicator's decision in place of its own where there is one.
+
+    A decided A/B choice names the item's ``first``/``second`` output; it becomes the side this annotator saw
+    that output on."""
+    answers = {question: getattr(rating, question) for question in DECIDED}
+    for question, value in (decision or {}).items():
+        if question == "choice" and value in ("first", "second"):
+            first_on_a = rating.side_a_generation_id == first_generation_id
+            value = "a" if (value == "first") == first_on_a else "b"
+        answers[question] = value
+    return answers
 
 
 def build_dataset(
@@ -99,13 +111,16 @@ def build_dataset(
 ) -> PreferenceDataset:
     """Derive rows from the campaign's ratings by ``strategy`` and store them as a new dataset (not committed).
 
-    The dataset records the strategy, its parameters and the counts (kept, dropped and why, train/holdout)."""
+    The dataset records the strategy, its parameters and the counts (kept, dropped and why, train/holdout,
+    and ``adjudicated_items``: items whose rows follow an adjudicator's decision rather than the votes)."""
     if session.get(Campaign, campaign_id) is None:
         raise LookupError(f"no campaign {campaign_id} in the store; see 'evaltune campaigns list'")
+    method = get_strategy(strategy).method
     rows, counts = build_rows(load_records(session, campaign_id, chat), strategy, params)
+    counts["adjudicated_items"] = _adjudicated_items(session, campaign_id)
     dataset = PreferenceDataset(
         name=name or f"campaign {campaign_id} {strategy}", strategy=strategy, campaign_id=campaign_id,
-        params={**params.__dict__, "method": METHOD_OF_STRATEGY[strategy]}, counts=counts,
+        params={**params.__dict__, "method": method}, counts=counts,
     )
     session.add(dataset)
     session.flush()
@@ -119,18 +134,33 @@ def build_dataset(
     return dataset
 
 
+def _adjudicated_items(session: Session, campaign_id: int) -> int:
+    """How many rated items of the campaign carry an adjudicator's decision on what the strategies read."""
+    settled = decisions(session, campaign_id)
+    rated = session.scalars(
+        select(Rating.campaign_item_id).distinct()
+        .join(CampaignItem, CampaignItem.id == Rating.campaign_item_id)
+        .where(CampaignItem.campaign_id == campaign_id, Rating.skipped.is_(False))
+    )
+    return sum(item_id in settled for item_id in rated)
+
+
 def dataset_method(dataset: PreferenceDataset) -> str:
     """The training method the dataset's rows are shaped for: dpo, kto or sft."""
     method = (dataset.params or {}).get("method")
-    return method if method in METHOD_COLUMNS else METHOD_OF_STRATEGY.get(dataset.strategy, "dpo")
+    if method in METHOD_COLUMNS:
+        return method
+    registered = strategies().get(dataset.strategy)
+    return registered.method if registered else "dpo"
 
 
 def _answer(text: str, conversational: bool) -> Any:
     return [{"role": "assistant", "content": text}] if conversational else text
 
 
-def trl_record(row: PreferenceRow, method: str) -> dict[str, Any]:
-    """One row in TRL's columns for ``method`` (dpo, kto, sft)."""
+def trl_record(row: PreferenceRow, method: str, weight: bool = False) -> dict[str, Any]:
+    """One row in TRL's columns for ``method`` (dpo, kto, sft); with ``weight``, also the row's sampling weight
+    (its raters' agreement under ``--weight-by-agreement``, else 1), which ``retune.train`` draws rows by."""
     conversational = isinstance(row.prompt, list)
     record: dict[str, Any] = {"prompt": row.prompt}
     if method == "dpo":
@@ -141,11 +171,15 @@ def trl_record(row: PreferenceRow, method: str) -> dict[str, Any]:
         record["label"] = bool(row.label)
     else:
         record["completion"] = _answer(row.completion or row.chosen or "", conversational)
+    if weight:
+        record["weight"] = 1.0 if row.weight is None else float(row.weight)
     return record
 
 
-def dataset_records(session: Session, dataset_id: int, split: str = "train") -> list[dict[str, Any]]:
-    """The dataset's rows of one split (``train``, ``holdout`` or ``all``) as TRL records."""
+def dataset_records(session: Session, dataset_id: int, split: str = "train",
+                    weights: bool = False) -> list[dict[str, Any]]:
+    """The dataset's rows of one split (``train``, ``holdout`` or ``all``) as TRL records; with ``weights``, each
+    with its ``weight`` column for training (exports leave it out: TRL's own scripts do not read it)."""
     dataset = session.get(PreferenceDataset, dataset_id)
     if dataset is None:
         raise LookupError(f"no dataset {dataset_id} in the store; see 'evaltune data build'")
@@ -153,31 +187,72 @@ def dataset_records(session: Session, dataset_id: int, split: str = "train") -> 
     if split != "all":
         query = query.where(PreferenceRow.split == split)
     method = dataset_method(dataset)
-    return [trl_record(row, method) for row in session.scalars(query)]
+    return [trl_record(row, method, weights) for row in session.scalars(query)]
 
 
-def export_records(records: Sequence[dict[str, Any]], path: Path, fmt: str) -> Path:
-    """Write the records as JSON Lines or Parquet (what ``datasets.load_dataset`` and TRL's scripts read)."""
+def export_records(records: Sequence[dict[str, Any]], path: Path, fmt: str, method: str | None = None) -> Path:
+    """Write the records as JSON Lines or Parquet (what ``datasets.load_dataset`` and TRL's scripts read), and
+    their metadata beside them (``metadata_path``). Every record must have exactly the columns of ``method``
+    (default: the method the first record's columns show); raises ``ValueError`` naming the first that does not."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose jsonl or parquet")
+    method = method or (_method_of(records[0]) if records else "dpo")
+    columns = list(METHOD_COLUMNS[method])
+    for number, record in enumerate(records, start=1):
+        if list(record) != columns:
+            raise ValueError(f"row {number} has the columns {', '.join(record)}; a {method} export has exactly "
+                             f"{', '.join(columns)} (see docs/dataset_formats.md)")
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
     if fmt == "jsonl":
-        with path.open("w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        return path
-    from datasets import Dataset
-
-    Dataset.from_list(list(records)).to_parquet(str(path))
+        with partial.open("w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    else:
+        pd.DataFrame(list(records), columns=columns).to_parquet(partial, index=False)
+    partial.replace(path)
+    conversational = bool(records) and isinstance(records[0]["prompt"], list)
+    metadata = {"schema_version": SCHEMA_VERSION, "written_by": "evaltune", "method": method, "columns": columns,
+                "form": "conversational" if conversational else "standard", "rows": len(records)}
+    metadata_path(path).write_text(yaml.safe_dump(metadata, sort_keys=False, default_flow_style=None),
+                                   encoding="utf-8")
     return path
+
+
+def metadata_path(path: Path) -> Path:
+    """Where the metadata of the export ``path`` lies: ``NAME.meta.yaml`` beside ``NAME.jsonl``/``NAME.parquet``.
+
+    ``datasets`` (and so TRL) loads a folder's files whose name holds a data extension anywhere (``x.jsonl.gz``),
+    so the name leaves the export's extension out: a folder holding both still loads as the export alone."""
+    return path.with_suffix(".meta.yaml")
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The metadata beside the export ``path``; an export without any (written before it existed) is version 1.
+    Raises ``DatasetFileError`` for unreadable metadata or a version newer than this evaltune reads."""
+    where = metadata_path(path)
+    if not where.is_file():
+        return {"schema_version": 1}
+    try:
+        metadata = yaml.safe_load(where.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise DatasetFileError(f"{where}: cannot read the export's metadata ({error}); fix or delete it") from None
+    version = metadata.get("schema_version") if isinstance(metadata, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise DatasetFileError(f"{where}: 'schema_version' must be a whole number from 1; fix or delete the file")
+    if version > SCHEMA_VERSION:
+        raise DatasetFileError(f"{where}: written with dataset schema version {version}, newer than this evaltune "
+                               f"reads ({SCHEMA_VERSION}); upgrade evaltune to import it")
+    return dict(metadata)
 
 
 def import_dataset(session: Session, path: Path, method: str | None = None, name: str = "") -> PreferenceDataset:
     """Store the rows of a JSON Lines file in TRL's columns as a new dataset (not committed); every row is
-    checked before anything is added. ``method`` defaults to the one the first row's columns show."""
+    checked before anything is added. ``method`` defaults to the one the export's metadata names, else to the
+    one the first row's columns show."""
     method, records = read_dataset_file(path, method)
+    version = read_metadata(path)["schema_version"]
     dataset = PreferenceDataset(name=name or f"imported {path.name}", strategy="import", campaign_id=None,
-                                params={"method": method, "source": str(path)},
+                                params={"method": method, "source": str(path), "schema_version": version},
                                 counts={"rows": len(records), "train": len(records), "holdout": 0})
     session.add(dataset)
     session.flush()
@@ -196,30 +271,18 @@ def read_dataset_file(path: Path, method: str | None = None) -> tuple[str, list[
     lines = _json_lines(path)
     if not lines:
         raise DatasetFileError(f"{path}: the file holds no rows; write one JSON object per line")
-    method = method or _method_of(lines[0][1])
+    method = method or read_metadata(path).get("method") or _method_of(lines[0][1])
+    if method not in METHOD_COLUMNS:
+        raise DatasetFileError(f"{metadata_path(path)}: unknown method {method!r}; use one of "
+                               f"{', '.join(METHOD_COLUMNS)}")
     return method, [_stored_row(path, number, data, method) for number, data in lines]
 
 
 def _json_lines(path: Path) -> list[tuple[int, Any]]:
     try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise DatasetFileError(f"{path}: cannot read the file ({error.strerror})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        bad_line = raw[: error.start].count(b"\n") + 1
-        raise DatasetFileError(f"{path}: line {bad_line}: not valid UTF-8; save the file as UTF-8") from None
-    lines = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            lines.append((number, json.loads(line)))
-        except json.JSONDecodeError as error:
-            raise DatasetFileError(f"{path}: line {number}: not valid JSON ({error.msg} at column {error.colno}); "
-                                   "write one JSON object per line") from None
-    return lines
+        return textfiles.json_lines(textfiles.read_text(path), str(path))
+    except textfiles.FileProblem as problem:
+        raise DatasetFileError(str(problem)) from None
 
 
 def _method_of(first: Any) -> str:
@@ -231,7 +294,7 @@ def _method_of(first: Any) -> str:
 
 def _stored_row(path: Path, number: int, data: Any, method: str) -> dict[str, Any]:
     columns = METHOD_COLUMNS[method]
-    where = f"{path}: line {number}"
+    where = f"{path}:{number}"
     shape = f"a {method} file has the columns {', '.join(columns)}"
     if not isinstance(data, dict):
         raise DatasetFileError(f"{where}: expected a JSON object with {', '.join(columns)}, got {_kind(data)}")

@@ -1,22 +1,30 @@
-"""From ratings to training rows: named, parameterised strategies over plain rating records.
+"""From ratings to training rows: named, parameterised strategies over plain rating records, in one registry.
 
 Each strategy maps ``RatingRecord``s (one annotator's judgement of one output, or of an A/B pair) to ``Row``s
-in TRL's column names: ``prompt``/``chosen``/``rejected`` (pairwise, likert-gap, correction),
-``prompt``/``completion``/``label`` (kto) or ``prompt``/``completion`` (sft). Every row keeps the ids of the
-ratings behind it. ``build_rows`` then applies agreement gating, deduplication and the held-out split.
+in TRL's column names: ``prompt``/``chosen``/``rejected`` (dpo), ``prompt``/``completion``/``label`` (kto) or
+``prompt``/``completion`` (sft). Every row keeps the ids of the ratings behind it. ``build_rows`` then applies
+agreement gating, deduplication and the held-out split.
+
+A strategy is a function registered with ``@strategy(name, method=..., parameters=...)``: its name, the training
+method its rows feed and the ``StrategyParams`` fields it reads. Each field of ``StrategyParams`` carries its help
+and its allowed values, so the command line (``evaltune data build``) and the app's dataset form are generated
+from here, and adding a strategy touches this file only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import typing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-STRATEGIES = ("pairwise", "likert-gap", "correction", "kto", "sft")
-METHOD_OF_STRATEGY = {"pairwise": "dpo", "likert-gap": "dpo", "correction": "dpo", "kto": "kto", "sft": "sft"}
+METHODS = ("dpo", "kto", "sft")
+# Read by build_rows for every strategy (gating and the split); the rest are declared by the strategies using them.
+SHARED_PARAMETERS = ("min_agreement", "gating", "holdout", "seed")
 
 
 @dataclass(frozen=True)
@@ -52,34 +60,147 @@ class Row:
     split: str = "train"
 
 
+def _knob(default: Any, help: str, *, low: float | None = None, high: float | None = None, low_open: bool = False,
+          high_open: bool = False, choices: tuple[str, ...] = (), flag: str | None = None) -> Any:
+    """A ``StrategyParams`` field with its help and allowed values (read by ``parameters()``)."""
+    limits = {"low": low, "high": high, "low_open": low_open, "high_open": high_open, "choices": choices, "flag": flag}
+    return field(default=default, metadata={"help": help, **limits})
+
+
 @dataclass(frozen=True)
 class StrategyParams:
-    """Knobs of the strategies. ``min_agreement``: items whose raters agree less are dropped (``gating="drop"``)
-    or kept with weight = agreement (``gating="weight"``). ``holdout``: the share of items held out."""
+    """Knobs of the strategies, each checked on construction. See ``parameters()`` for their help."""
 
-    min_gap: float = 2.0
-    min_agreement: float = 0.0
-    gating: str = "drop"
-    holdout: float = 0.1
-    seed: int = 0
-    good_likert: int = 4  # kto: a mean Likert at or above this is desirable
-    bad_likert: int = 2  # kto: at or below this, undesirable
-    # correction: also prefer each thumbs-up answer over this abstention text. Corrections to "I don't know"
-    # alone teach a small model to abstain everywhere; these pairs keep the answers raters approved.
-    abstention_anchor: str | None = None
+    min_gap: float = _knob(2.0, "Least gap between the mean Likert scores of the chosen and the rejected output.",
+                           low=0.0, low_open=True, high=4.0)
+    min_agreement: float = _knob(0.0, "Items whose raters agree less than this (share of the majority vote) are "
+                                      "dropped, or down-weighted with gating 'weight'.", low=0.0, high=1.0)
+    gating: str = _knob("drop", "Items under min_agreement: 'drop' leaves them out, 'weight' keeps them weighted "
+                                "by their agreement.", choices=("drop", "weight"), flag="weight-by-agreement")
+    holdout: float = _knob(0.1, "Share of items held out (by item, reproducible with the seed).",
+                           low=0.0, high=1.0, high_open=True)
+    seed: int = _knob(0, "Seed of the held-out split.")
+    good_likert: int = _knob(4, "A Likert score at or above this labels an output desirable.", low=1, high=5)
+    bad_likert: int = _knob(2, "A Likert score at or below this labels an output undesirable.", low=1, high=5)
+    # Corrections to "I don't know" alone teach a small model to abstain everywhere; these pairs keep the answers
+    # raters approved.
+    abstention_anchor: str | None = _knob(None, "Also prefer each thumbs-up answer over this abstention text.")
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.holdout < 1.0:
-            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
-        if not 0.0 <= self.min_agreement <= 1.0:
-            raise ValueError(f"min_agreement must be in [0, 1], got {self.min_agreement}")
-        if self.gating not in ("drop", "weight"):
-            raise ValueError(f"gating must be 'drop' or 'weight', got {self.gating!r}")
-        if not self.min_gap > 0:  # written so that NaN fails too
-            raise ValueError(f"min_gap must be positive, got {self.min_gap}")
+        for parameter in parameters():
+            parameter.check(getattr(self, parameter.name))
+        if not self.bad_likert < self.good_likert:
+            raise ValueError(f"bad_likert ({self.bad_likert}) must be below good_likert ({self.good_likert})")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One field of ``StrategyParams`` as a form or a command line shows it.
+
+    ``kind`` is int, float or str; ``optional``: it may be left unset (None). Numbers lie between ``low`` and
+    ``high`` (either end open when ``low_open``/``high_open``); text is one of ``choices`` when there are any.
+    ``flag`` is a switch spelling: set, it picks the second choice.
+    """
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    optional: bool = False
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    flag: str | None = None
+
+    def allowed(self) -> str:
+        """The allowed values in words, e.g. ``[0, 1)`` or ``'drop' or 'weight'``."""
+        if self.choices:
+            return " or ".join(repr(choice) for choice in self.choices)
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"{'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+    def check(self, value: Any) -> None:
+        """Raises ``ValueError`` naming the parameter unless ``value`` is allowed."""
+        if value is None and self.optional:
+            return
+        if self.kind is str:
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
+                raise ValueError(f"{self.name} must be {self.allowed() if self.choices else 'text'}, got {value!r}")
+            return
+        number = (int,) if self.kind is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, number):
+            raise ValueError(f"{self.name} must be {'a whole number' if self.kind is int else 'a number'}, "
+                             f"got {value!r}")
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        if not (above and below):  # written so that NaN fails too
+            raise ValueError(f"{self.name} must be in {self.allowed()}, got {value}")
+
+
+def parameters(strategy_name: str | None = None) -> list[Parameter]:
+    """Every ``StrategyParams`` field (or those one strategy reads: the shared ones and its own), with its help."""
+    hints = typing.get_type_hints(StrategyParams)
+    wanted = None if strategy_name is None else {*SHARED_PARAMETERS, *get_strategy(strategy_name).parameters}
+    found = []
+    for spec in fields(StrategyParams):
+        if wanted is not None and spec.name not in wanted:
+            continue
+        union = typing.get_args(hints[spec.name])  # (str, NoneType) for "str | None"; () for a plain type
+        kind = next((kind for kind in union if kind is not type(None)), hints[spec.name])
+        found.append(Parameter(spec.name, kind, spec.default, optional=type(None) in union, **spec.metadata))
+    return found
 
 
 Strategy = Callable[[Sequence[RatingRecord], StrategyParams, Counter[str]], list[Row]]
+
+
+@dataclass(frozen=True)
+class RegisteredStrategy:
+    """A strategy in the registry: its name, the method its rows feed, its own parameters and its help."""
+
+    name: str
+    method: str
+    parameters: tuple[str, ...]
+    help: str
+    build: Strategy
+
+
+_REGISTRY: dict[str, RegisteredStrategy] = {}
+
+
+def strategy(name: str, *, method: str, parameters: Sequence[str] = ()) -> Callable[[Strategy], Strategy]:
+    """Register the decorated function as the strategy ``name`` whose rows feed ``method`` (dpo, kto, sft).
+
+    ``parameters``: the ``StrategyParams`` fields it reads besides the shared ones. Its help is the first
+    sentence of its docstring."""
+    if method not in METHODS:
+        raise ValueError(f"strategy {name!r}: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    unknown = set(parameters) - {spec.name for spec in fields(StrategyParams)}
+    if unknown:
+        raise ValueError(f"strategy {name!r}: no such parameter(s) {', '.join(sorted(unknown))} in StrategyParams")
+
+    def register(build: Strategy) -> Strategy:
+        text = " ".join((build.__doc__ or name).replace("``", "").split())
+        summary = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
+        _REGISTRY[name] = RegisteredStrategy(name, method, tuple(parameters), summary, build)
+        return build
+
+    return register
+
+
+def strategies() -> dict[str, RegisteredStrategy]:
+    """Every registered strategy by name, in registration order."""
+    return dict(_REGISTRY)
+
+
+def get_strategy(name: str) -> RegisteredStrategy:
+    """The registered strategy ``name``; raises ``ValueError`` naming the choices for an unknown one."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
 
 
 def _majority(votes: Sequence[Any]) -> tuple[Any, float]:
@@ -93,6 +214,7 @@ def _same_answer(first: str, second: str) -> bool:
     return first.strip() == second.strip()
 
 
+@strategy("pairwise", method="dpo")
 def pairwise_rows(records: Sequence[RatingRecord], params: StrategyParams, counts: Counter[str]) -> list[Row]:
     """Blind A/B votes: the majority side is chosen; ties and both-bad votes, and votes between two copies of
     the same answer, are dropped."""
@@ -136,6 +258,7 @@ def _by_output(records: Iterable[RatingRecord]) -> dict[tuple[int, str], list[Ra
     return grouped
 
 
+@strategy("likert-gap", method="dpo", parameters=("min_gap",))
 def likert_gap_rows(records: Sequence[RatingRecord], params: StrategyParams, counts: Counter[str]) -> list[Row]:
     """Within one item, the best- and worst-rated outputs (mean Likert) make a pair if their gap is big enough."""
     outputs: dict[int, list[tuple[float, float, str, list[int], Any]]] = defaultdict(list)
@@ -178,6 +301,7 @@ def _corrections(records: Sequence[RatingRecord], counts: Counter[str]) -> list[
     return kept
 
 
+@strategy("correction", method="dpo", parameters=("abstention_anchor",))
 def correction_rows(records: Sequence[RatingRecord], params: StrategyParams, counts: Counter[str]) -> list[Row]:
     """A free-text correction is preferred over the output it corrects (and, with ``abstention_anchor``, an
     approved answer over that abstention)."""
@@ -190,12 +314,6 @@ def correction_rows(records: Sequence[RatingRecord], params: StrategyParams, cou
                 rows.append(Row(r.item_id, r.prompt, chosen=r.output, rejected=anchor, rating_ids=[r.rating_id]))
                 counts["approved_over_abstention"] += 1
     return rows
-
-
-def sft_rows(records: Sequence[RatingRecord], params: StrategyParams, counts: Counter[str]) -> list[Row]:
-    """Corrections become supervised completions."""
-    return [Row(r.item_id, r.prompt, completion=(r.correction or "").strip(), rating_ids=[r.rating_id])
-            for r in _corrections(records, counts)]
 
 
 def _kto_vote(record: RatingRecord, params: StrategyParams) -> bool | None:
@@ -211,6 +329,7 @@ def _kto_vote(record: RatingRecord, params: StrategyParams) -> bool | None:
     return None
 
 
+@strategy("kto", method="kto", parameters=("good_likert", "bad_likert"))
 def kto_rows(records: Sequence[RatingRecord], params: StrategyParams, counts: Counter[str]) -> list[Row]:
     """Thumbs (or Likert thresholds, or a hallucination flag) label an output desirable or not;
     a correction is a desirable completion of its own."""
@@ -229,13 +348,11 @@ def kto_rows(records: Sequence[RatingRecord], params: StrategyParams, counts: Co
     return rows
 
 
-_STRATEGY_FUNCTIONS: dict[str, Strategy] = {
-    "pairwise": pairwise_rows,
-    "likert-gap": likert_gap_rows,
-    "correction": correction_rows,
-    "kto": kto_rows,
-    "sft": sft_rows,
-}
+@strategy("sft", method="sft")
+def sft_rows(records: Sequence[RatingRecord], params: StrategyParams, counts: Counter[str]) -> list[Row]:
+    """Corrections become supervised completions."""
+    return [Row(r.item_id, r.prompt, completion=(r.correction or "").strip(), rating_ids=[r.rating_id])
+            for r in _corrections(records, counts)]
 
 
 def build_rows(
@@ -243,10 +360,9 @@ def build_rows(
 ) -> tuple[list[Row], dict[str, int]]:
     """The strategy's rows after agreement gating, deduplication and the held-out split, with counts of
     what was kept and dropped and why. Raises ``ValueError`` for an unknown strategy."""
-    if strategy not in _STRATEGY_FUNCTIONS:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    build = get_strategy(strategy).build
     counts: Counter[str] = Counter(ratings=len(records))
-    rows = _gate(_STRATEGY_FUNCTIONS[strategy](records, params, counts), params, counts)
+    rows = _gate(build(records, params, counts), params, counts)
     rows = _dedup(rows, counts)
     for row in rows:
         row.split = "holdout" if _in_holdout(row.item_id, params) else "train"

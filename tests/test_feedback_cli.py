@@ -16,8 +16,8 @@ from evaltune.db import open_store
 from evaltune.db.ratings import Campaign, User
 from evaltune.feedback_ui.answers import PairAnswer, SingleAnswer
 from evaltune.feedback_ui.auth import authenticate
-from evaltune.feedback_ui.queue import claim_next, submit_rating
-from tests.fixtures.feedback_seed import Seeded, seed_store
+from evaltune.feedback_ui.export import COLUMNS, SCHEMA_VERSION, read_ratings
+from tests.fixtures.feedback_seed import Seeded, rate_campaign, seed_store
 
 
 @pytest.fixture
@@ -82,14 +82,10 @@ def test_campaigns_create_with_filters_guidelines_and_pairwise(seeded: Seeded, t
 def _rate_everything(seeded: Seeded) -> None:
     store = open_store()
     account = seeded.users["ann"]
-    for campaign in (1, 2):
-        while True:
-            with store.session_scope() as s:
-                reservation = claim_next(s, account, campaign)
-                if reservation is None:
-                    break
-                answer = PairAnswer(choice="a") if campaign == 2 else SingleAnswer(likert=5, hallucination=False)
-                submit_rating(s, account, reservation.assignment_id, answer)
+    with store.session_scope() as s:
+        rate_campaign(s, account, 1, lambda task: SingleAnswer(likert=5, hallucination=False,
+                                                               thumbs=None if task.item_key == "q0" else True))
+        rate_campaign(s, account, 2, lambda _task: PairAnswer(choice="a"))
     store.close()
 
 
@@ -107,6 +103,8 @@ def test_ratings_export_jsonl_and_csv(seeded: Seeded, tmp_path: Path) -> None:
     single = [r for r in rows if r["campaign_id"] == 1]
     pairs = [r for r in rows if r["campaign_id"] == 2]
     assert {r["likert"] for r in single} == {5} and all(r["output"] and r["prompt"] for r in single)
+    assert [r["thumbs"] for r in single] == [None, True, True, True]  # thumbs are optional in the form
+    assert {r["schema_version"] for r in rows} == {SCHEMA_VERSION} and list(rows[0]) == COLUMNS
     for r in pairs:
         assert r["choice"] == "a" and r["preferred_generation_id"] == r["side_a_generation_id"]
         assert r["output_a"] and r["output_b"] and r["output_a"] != r["output_b"]
@@ -115,6 +113,29 @@ def test_ratings_export_jsonl_and_csv(seeded: Seeded, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "wrote 4 ratings" in result.output
     with csv_path.open(encoding="utf-8", newline="") as handle:
         assert [row["choice"] for row in csv.DictReader(handle)] == ["a"] * 4
+    single_csv = ["ratings", "export", "--campaign", "1", "--format", "csv", "-o", str(tmp_path / "single.csv")]
+    assert runner.invoke(cli, single_csv).exit_code == 0
+    for path in (out, tmp_path / "single.csv"):  # each format reads back into the same typed table
+        table = read_ratings(path)
+        table = table[table["campaign_id"] == 1].reset_index(drop=True)
+        assert list(table.columns) == COLUMNS and table["likert"].tolist() == [5] * 4
+        assert table["thumbs"].isna().tolist() == [True, False, False, False] and table["thumbs"].iloc[1]
+
+
+def test_ratings_exports_of_any_version_read_back(tmp_path: Path) -> None:
+    first = {"rating_id": 1, "campaign_id": 1, "likert": 4, "hallucination": False, "choice": None}
+    old = tmp_path / "v1.jsonl"  # version 1: no schema_version, no thumbs
+    old.write_text(json.dumps(first) + "\n", encoding="utf-8")
+    table = read_ratings(old)
+    assert list(table.columns) == COLUMNS and table.loc[0, "schema_version"] == SCHEMA_VERSION
+    assert table["thumbs"].isna().all() and table.loc[0, "likert"] == 4 and not table.loc[0, "hallucination"]
+    old_csv = tmp_path / "v1.csv"
+    old_csv.write_text("rating_id,likert,hallucination\n1,4,False\n2,,\n", encoding="utf-8")
+    assert read_ratings(old_csv)["likert"].tolist()[0] == 4 and read_ratings(old_csv)["thumbs"].isna().all()
+    newer = tmp_path / "v9.jsonl"
+    newer.write_text(json.dumps({**first, "schema_version": 9}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="schema version 9, newer"):
+        read_ratings(newer)
 
 
 def test_ui_binds_to_localhost_by_default() -> None:

@@ -20,9 +20,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaltune.retune.strategies import METHOD_OF_STRATEGY, STRATEGIES, RatingRecord, Row, StrategyParams, build_rows
+from evaltune.retune.strategies import RatingRecord, Row, StrategyParams, build_rows, strategies
 
 SETTINGS = settings(max_examples=80, deadline=None)
+STRATEGIES = list(strategies())  # every registered strategy
 ANCHOR = "I don't know."
 # Few distinct texts, so that raters often judge the same output and answers repeat (ties, duplicates, merges).
 texts = st.sampled_from(["Paris.", "Paris. ", "Lyon.", "I don't know.", "Rome", " ", "Velt City"])
@@ -51,6 +52,7 @@ params = st.builds(
     StrategyParams,
     min_gap=st.floats(0.5, 4.0), min_agreement=st.floats(0.0, 1.0), gating=st.sampled_from(["drop", "weight"]),
     holdout=st.floats(0.0, 0.9), seed=st.integers(0, 1000), abstention_anchor=st.none() | st.just(ANCHOR),
+    good_likert=st.integers(3, 5), bad_likert=st.integers(1, 2),
 )
 
 
@@ -75,7 +77,7 @@ def test_rows_come_from_the_ratings_and_are_well_formed(
 ) -> None:
     rows, counts = build_rows(records, strategy, knobs)
     by_id = {r.rating_id: r for r in records}
-    method = METHOD_OF_STRATEGY[strategy]
+    method = strategies()[strategy].method
     for row in rows:
         allowed = answers_of(records, row.item_id, knobs.abstention_anchor)
         assert row.rating_ids and len(set(row.rating_ids)) == len(row.rating_ids)

@@ -1,16 +1,25 @@
-"""From rating records to TRL rows: each strategy, agreement gating, dedup, the held-out split, configs."""
+"""From rating records to TRL rows: each strategy, agreement gating, dedup, the held-out split, and the one
+strategy registry that the command line is generated from."""
 
 from __future__ import annotations
 
-import json
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from evaltune.retune.config import LoraSettings, RetuneConfig
+from evaltune.cli import cli
+from evaltune.db import open_store
+from evaltune.db.training import PreferenceDataset
+from evaltune.feedback_ui.answers import SingleAnswer
+from evaltune.feedback_ui.campaigns import create_campaign
+from evaltune.retune import strategies as strategies_module
 from evaltune.retune.datasets import export_records
-from evaltune.retune.strategies import RatingRecord, StrategyParams, build_rows
+from evaltune.retune.strategies import RatingRecord, Row, StrategyParams, build_rows, parameters, strategies, strategy
 from evaltune.retune.train import data_warnings
+from tests.fixtures.feedback_seed import rate_campaign, seed_store
 
 PROMPT = [{"role": "user", "content": "Capital of Veltravia?"}]
 
@@ -72,14 +81,6 @@ def test_bad_parameters_are_refused_on_construction() -> None:
         StrategyParams(holdout=1.0)
     with pytest.raises(ValueError, match="unknown strategy"):
         build_rows([], "vibes", StrategyParams())
-    with pytest.raises(ValueError, match="unknown method"):
-        RetuneConfig(method="ppo")
-    with pytest.raises(ValueError, match="LoRA"):
-        LoraSettings(r=0)
-    config = RetuneConfig(method="kto", lora=LoraSettings(r=4, target_modules=("q_proj",)))
-    assert RetuneConfig.from_json(json.loads(json.dumps(config.as_json()))) == config
-    with pytest.raises(ValueError, match="unknown retune settings"):
-        RetuneConfig.from_json({"learning_rat": 1e-4})
 
 
 def test_guard_rails_and_exports_that_load_as_datasets(tmp_path: Path) -> None:
@@ -102,3 +103,73 @@ def test_an_abstention_anchor_keeps_approved_answers_preferred_over_abstaining()
     assert [(r.chosen, r.rejected, r.rating_ids) for r in rows] == [
         ("I don't know.", "Velt City", [1]), ("Paris", "I don't know.", [2])]
     assert counts["approved_over_abstention"] == 1
+
+
+def test_a_strategy_is_registered_with_its_name_method_and_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(strategies_module, "_REGISTRY", strategies_module.strategies())  # a copy, restored after
+
+    @strategy("first-rating", method="sft", parameters=("abstention_anchor",))
+    def first_rating(records: Sequence[RatingRecord], params: StrategyParams, counts: Counter[str]) -> list[Row]:
+        """Each item's first rated output, as a completion. Only for this test."""
+        return [Row(records[0].item_id, records[0].prompt, completion=records[0].output, rating_ids=[1])]
+
+    registered = strategies()["first-rating"]
+    assert (registered.method, registered.help) == ("sft", "Each item's first rated output, as a completion.")
+    assert [p.name for p in parameters("first-rating")] == ["min_agreement", "gating", "holdout", "seed",
+                                                            "abstention_anchor"]
+    rows, _ = build_rows([single(1, "Paris")], "first-rating", StrategyParams(holdout=0.0))
+    assert [row.completion for row in rows] == ["Paris"]
+    with pytest.raises(ValueError, match="unknown method 'ppo'"):
+        strategy("x", method="ppo")
+    with pytest.raises(ValueError, match="no such parameter"):
+        strategy("x", method="dpo", parameters=("min_gapp",))
+
+
+def test_every_parameter_carries_its_help_and_is_checked_by_name() -> None:
+    for parameter in parameters():
+        assert parameter.help.endswith(".") and parameter.default == getattr(StrategyParams(), parameter.name)
+    with pytest.raises(ValueError, match=r"good_likert must be in \[1, 5\], got 7"):
+        StrategyParams(good_likert=7)
+    with pytest.raises(ValueError, match=r"bad_likert \(3\) must be below good_likert \(3\)"):
+        StrategyParams(bad_likert=3, good_likert=3)
+    with pytest.raises(ValueError, match="seed must be a whole number"):
+        StrategyParams(seed=1.5)  # type: ignore[arg-type]
+
+
+def test_data_build_takes_its_strategies_and_options_from_the_registry() -> None:
+    from evaltune.commands.data_cmd import build
+
+    options = {param.name: param for param in build.params}
+    assert list(options["strategy"].type.choices) == list(strategies())  # type: ignore[attr-defined]
+    assert {p.name for p in parameters()} <= set(options)
+    assert options["gating"].opts == ["--weight-by-agreement"] and options["good_likert"].opts == ["--good-likert"]
+    for name, registered in strategies().items():
+        assert f"{name} ({registered.method}): {registered.help}" in (options["strategy"].help or "")
+    for parameter in parameters():
+        assert parameter.help in (options[parameter.name].help or "")
+    shown = CliRunner().invoke(cli, ["data", "build", "--help"]).output
+    assert all(option in shown for option in ("--min-gap", "--weight-by-agreement", "--abstention-anchor"))
+
+
+def test_data_build_stores_the_parameters_it_was_given() -> None:
+    store = open_store()
+    seeded = seed_store(store, items=2)
+    with store.session_scope() as session:
+        campaign = create_campaign(session, None, name="c", run_ids=seeded.run_ids[:1]).id
+        answer = SingleAnswer(likert=3, hallucination=False)
+        rate_campaign(session, seeded.users["ann1"], campaign, lambda _task: answer)
+    store.close()
+    result = CliRunner().invoke(cli, ["data", "build", "--campaign", str(campaign), "--strategy", "kto",
+                                      "--good-likert", "3", "--bad-likert", "1", "--holdout", "0",
+                                      "--weight-by-agreement"])
+    assert result.exit_code == 0, result.output
+    assert "dataset 1 (kto): 2 train rows" in result.output and "adjudicated_items: 0" in result.output
+    store = open_store()
+    with store.session_scope() as session:
+        params = session.get_one(PreferenceDataset, 1).params
+    store.close()
+    assert (params["good_likert"], params["bad_likert"], params["gating"], params["method"]) == (3, 1, "weight",
+                                                                                                 "kto")
+    refused = CliRunner().invoke(cli, ["data", "build", "--campaign", str(campaign), "--strategy", "kto",
+                                       "--good-likert", "2"])
+    assert refused.exit_code != 0 and "bad_likert (2) must be below" in str(refused.exception or refused.output)

@@ -25,7 +25,7 @@ from evaltune.feedback_ui import adjudication, auth, campaigns, queue, rating_ta
 from evaltune.feedback_ui.answers import SingleAnswer
 from evaltune.feedback_ui.auth import Account, PermissionDenied
 from evaltune.feedback_ui.screens import PAGES, Page
-from evaltune.retune.config import RetuneConfig
+from evaltune.retune.config import SftConfig
 from evaltune.retune.strategies import StrategyParams
 from tests.fixtures.feedback_seed import Seeded, seed_store
 
@@ -84,7 +84,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         dataset = PreferenceDataset(name="d", strategy="sft", campaign_id=shared, counts={"train": 0})
         s.add(dataset)
         s.flush()
-        job = retune_actions.queue_job_as(s, users["admin"], dataset.id, 1, RetuneConfig(method="sft"))
+        job = retune_actions.queue_job_as(s, users["admin"], dataset.id, 1, SftConfig())
         dataset_id = dataset.id
     yield World(store, seeded, shared, private, mine.assignment_id, theirs.assignment_id, theirs, item, dataset_id,
                 job)
@@ -156,7 +156,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], Call]] = {
     "retune_actions.build_dataset_as": (("admin",), lambda s, a, w: retune_actions.build_dataset_as(
         s, a, w.open_campaign, "sft", StrategyParams())),
     "retune_actions.queue_job_as": (("admin",), lambda s, a, w: retune_actions.queue_job_as(
-        s, a, w.dataset, 1, RetuneConfig(method="sft"))),
+        s, a, w.dataset, 1, SftConfig())),
     "retune_actions.cancel_job_as": (("admin",), lambda s, a, w: retune_actions.cancel_job_as(s, a, w.job)),
 }
 # Functions taking an account that check ownership rather than a role (each has its own test below).

@@ -1,16 +1,53 @@
-"""``evaltune data build`` (ratings -> a stored training dataset), ``data export`` and ``data import``."""
+"""``evaltune data build`` (ratings -> a stored training dataset), ``data export`` and ``data import``.
+
+The strategies and their options come from the strategy registry (``evaltune.retune.strategies``): a strategy
+or parameter added there shows up here with its help, default and allowed values.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from evaltune.errors import UserError, user_errors
+from evaltune.retune.strategies import SHARED_PARAMETERS, Parameter, parameters, strategies
 
-STRATEGY_HELP = ("pairwise: A/B votes -> preference pairs (ties, both-bad dropped); likert-gap: best vs worst "
-                 "output of an item; correction: correction > original; kto: thumbs/Likert -> labelled rows; "
-                 "sft: corrections -> completions.")
+
+def _strategy_help() -> str:
+    return " ".join(f"{name} ({s.method}): {s.help}" for name, s in strategies().items())
+
+
+def _option(parameter: Parameter) -> Callable[[Any], Any]:
+    """One ``data build`` option for a strategy parameter: ``min_gap`` becomes ``--min-gap``."""
+    users = [name for name, s in strategies().items() if parameter.name in s.parameters]
+    help_text = parameter.help + ("" if parameter.name in SHARED_PARAMETERS else f" ({', '.join(users)})")
+    if parameter.flag:  # a switch that picks the second choice, e.g. --weight-by-agreement: gating = weight
+        switched = f"{parameter.name} = '{parameter.choices[1]}' (default '{parameter.default}'). "
+        return click.option(f"--{parameter.flag}", parameter.name, flag_value=parameter.choices[1],
+                            default=parameter.default, help=switched + help_text)
+    settings: dict[str, Any] = {"default": parameter.default, "show_default": parameter.default is not None,
+                                "help": help_text}
+    if parameter.choices:
+        settings["type"] = click.Choice(parameter.choices)
+    elif parameter.kind in (int, float) and (parameter.low is not None or parameter.high is not None):
+        ends = {"min_open": parameter.low_open, "max_open": parameter.high_open}
+        if parameter.kind is int:
+            low, high = (None if end is None else int(end) for end in (parameter.low, parameter.high))
+            settings["type"] = click.IntRange(low, high, **ends)
+        else:
+            settings["type"] = click.FloatRange(parameter.low, parameter.high, **ends)
+    else:
+        settings["type"] = parameter.kind
+    return click.option(f"--{parameter.name.replace('_', '-')}", parameter.name, **settings)
+
+
+def _strategy_options(command: Callable[..., None]) -> Callable[..., None]:
+    for parameter in reversed(parameters()):
+        command = _option(parameter)(command)
+    return command
 
 
 @click.group()
@@ -20,26 +57,18 @@ def data() -> None:
 
 @data.command("build")
 @click.option("--campaign", "campaign_id", required=True, type=int, help="The campaign whose ratings to use.")
-@click.option("--strategy", required=True, type=click.Choice(["pairwise", "likert-gap", "correction", "kto", "sft"]),
-              help=STRATEGY_HELP)
-@click.option("--min-gap", default=2.0, show_default=True, type=float, help="likert-gap: least score gap.")
-@click.option("--min-agreement", default=0.0, show_default=True, type=click.FloatRange(0, 1),
-              help="Drop items whose raters agree less than this (share of the majority vote).")
-@click.option("--weight-by-agreement", is_flag=True, help="Keep low-agreement items, weighted by agreement.")
-@click.option("--holdout", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True),
-              help="Share of items held out (by item, reproducible with --seed).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--strategy", required=True, type=click.Choice(list(strategies())), help=_strategy_help())
+@_strategy_options
 @click.option("--name", default="", help="A name for the dataset.")
-def build(campaign_id: int, strategy: str, min_gap: float, min_agreement: float, weight_by_agreement: bool,
-          holdout: float, seed: int, name: str) -> None:
-    """Build and store a dataset from a campaign's ratings; prints its id and what was kept and dropped."""
+def build(campaign_id: int, strategy: str, name: str, **knobs: Any) -> None:
+    """Build and store a dataset from a campaign's ratings; prints its id and what was kept and dropped
+    (adjudicated items follow the admin's decision, counted as adjudicated_items)."""
     from evaltune.db.engine import open_store
     from evaltune.retune.datasets import build_dataset
     from evaltune.retune.strategies import StrategyParams
 
     try:
-        params = StrategyParams(min_gap=min_gap, min_agreement=min_agreement, holdout=holdout, seed=seed,
-                                gating="weight" if weight_by_agreement else "drop")
+        params = StrategyParams(**knobs)
     except ValueError as error:
         raise UserError(f"{error}; see 'evaltune data build --help'") from error
     with user_errors():
@@ -65,24 +94,27 @@ def build(campaign_id: int, strategy: str, min_gap: float, min_agreement: float,
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "holdout", "all"]))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 def export(dataset_id: int, fmt: str, split: str, output: Path) -> None:
-    """Write a dataset's rows in TRL's columns (prompt/chosen/rejected, prompt/completion/label, ...)."""
+    """Write a dataset's rows in TRL's columns (prompt/chosen/rejected, prompt/completion/label, ...), and its
+    schema version, method and columns beside it (pairs.jsonl -> pairs.meta.yaml)."""
     from evaltune.db.engine import open_store
-    from evaltune.retune.datasets import dataset_records, export_records
+    from evaltune.db.training import PreferenceDataset
+    from evaltune.retune.datasets import dataset_method, dataset_records, export_records, metadata_path
 
     with user_errors():
         store = open_store()
     try:
         with store.sessions() as session:
             records = dataset_records(session, dataset_id, split)
+            method = dataset_method(session.get_one(PreferenceDataset, dataset_id))
     except LookupError as error:
         raise UserError(str(error.args[0])) from error
     finally:
         store.close()
     try:
-        export_records(records, output, fmt)
+        export_records(records, output, fmt, method)
     except OSError as error:
         raise UserError(f"{output}: cannot write the export ({error.strerror}); choose another -o path") from error
-    click.echo(f"wrote {len(records)} rows to {output}")
+    click.echo(f"wrote {len(records)} rows to {output} (metadata: {metadata_path(output)})")
 
 
 @data.command("import")

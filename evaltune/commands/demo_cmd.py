@@ -21,20 +21,23 @@ def _line(label: str, row: dict[str, Any]) -> str:
 @click.option("--model", "model_spec", default="default", show_default=True, help="The base model.")
 @click.option("--train-share", default=0.4, show_default=True, type=click.FloatRange(0.1, 0.9),
               help="Share of the factual and of the fictional items used for training; the rest is held out.")
-@click.option("--epochs", default=5.0, show_default=True, type=float)
-@click.option("--lr", "learning_rate", default=5e-4, show_default=True, type=float)
+@click.option("--epochs", default=5.0, show_default=True, type=float, help="Passes of the DPO retune over its rows.")
+@click.option("--lr", "learning_rate", default=5e-4, show_default=True, type=float,
+              help="Learning rate of the DPO retune.")
 def demo(model_spec: str, train_share: float, epochs: float, learning_rate: float) -> None:
-    """Run the whole loop with no person: base runs, simulated ratings (marked simulated in the store),
-    a DPO retune, a re-run of the held-out items, and the comparison with wall times."""
+    """Run the whole loop with no person: base runs, simulated ratings given through the annotation queue
+    (marked simulated in the store), a DPO retune, a re-run of the held-out items, and the comparison with
+    wall times."""
     from evaltune import settings
     from evaltune.db.engine import open_store
+    from evaltune.demo import DemoOptions, run_demo
     from evaltune.harness.model_resolution import resolve_model
-    from evaltune.retune.config import RetuneConfig
-    from evaltune.retune.demo import DemoOptions, run_demo
+    from evaltune.retune.config import DpoConfig
+
 
     options = DemoOptions(home=settings.home(), train_share=train_share, threads=settings.threads(),
                           code_version=settings.code_version(),
-                          config=RetuneConfig(method="dpo", epochs=epochs, learning_rate=learning_rate))
+                          config=DpoConfig(epochs=epochs, learning_rate=learning_rate))
     with user_errors():
         store = open_store()
         model = resolve_model(model_spec, home=settings.home(), threads=settings.threads())

@@ -20,7 +20,8 @@ def ratings() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="File to write (replaced only once the export is complete).")
 def export(campaign_id: int | None, fmt: str, output: Path) -> None:
-    """Write one row per rating, with its prompt and output(s); A/B choices name the preferred generation."""
+    """Write one row per rating, with its prompt and output(s); A/B choices name the preferred generation.
+    Every row carries its schema_version (see docs/dataset_formats.md)."""
     from evaltune.db.engine import open_store
     from evaltune.db.ratings import Campaign
     from evaltune.feedback_ui.export import export_ratings

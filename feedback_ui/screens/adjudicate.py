@@ -15,6 +15,7 @@ from evaltune.feedback_ui.safe_text import inline, plain
 
 OPTIONS: dict[str, list[Any]] = {
     "likert": [1, 2, 3, 4, 5],
+    "thumbs": [False, True],
     "hallucination": [False, True],
     "bias": [False, True],
     "unsafe": [False, True],

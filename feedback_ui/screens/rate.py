@@ -14,6 +14,7 @@ from evaltune.feedback_ui.rating_task import Task, load_task
 from evaltune.feedback_ui.safe_text import inline, plain, safe_markdown
 
 LIKERT_LABELS = {1: "1 very poor", 2: "2 poor", 3: "3 acceptable", 4: "4 good", 5: "5 excellent"}
+THUMBS_LABELS = {True: "Thumbs up", False: "Thumbs down"}
 
 
 def render(account: Account) -> None:
@@ -68,6 +69,9 @@ def _single_form(account: Account, task: Task) -> None:
     with st.form(f"rate-{key}"):
         likert = st.radio("Overall quality", list(LIKERT_LABELS), index=None, horizontal=True,
                           format_func=LIKERT_LABELS.__getitem__, key=f"{key}-likert")
+        thumbs = st.radio("Thumbs (optional)", list(THUMBS_LABELS), index=None, horizontal=True,
+                          format_func=THUMBS_LABELS.__getitem__, key=f"{key}-thumbs",
+                          help="Up: you would accept this answer as it is. Down: you would not.")
         hallucination = st.radio("Does it state anything not supported by the prompt, context or reference?",
                                  ["no", "yes"], index=None, horizontal=True, key=f"{key}-hallucination")
         span = st.text_input("If yes, quote the unsupported span", key=f"{key}-span")
@@ -84,7 +88,7 @@ def _single_form(account: Account, task: Task) -> None:
             if likert is None or hallucination is None:
                 raise ValueError("answer the overall quality and the hallucination question")
             answer = SingleAnswer(likert=likert, hallucination=hallucination == "yes", hallucinated_span=span,
-                                  bias=bias, unsafe=unsafe, correction=correction, comment=comment)
+                                  thumbs=thumbs, bias=bias, unsafe=unsafe, correction=correction, comment=comment)
         except ValueError as error:
             st.error(inline(error))
             return

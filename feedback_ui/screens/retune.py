@@ -5,6 +5,8 @@ A worker (``evaltune worker``) runs the queued jobs; this page only writes to an
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, fields
 from typing import Any
 
 import streamlit as st
@@ -19,9 +21,11 @@ from evaltune.feedback_ui.campaigns import list_campaigns
 from evaltune.feedback_ui.retune_actions import build_dataset_as, cancel_job_as, queue_job_as
 from evaltune.feedback_ui.safe_text import inline, plain
 from evaltune.retune import jobs
-from evaltune.retune.config import RetuneConfig
+from evaltune.retune.config import CONFIGS, METHODS, OptionField, RetuneConfig, config_from_options, option_fields
 from evaltune.retune.datasets import dataset_method
-from evaltune.retune.strategies import STRATEGIES, StrategyParams
+from evaltune.retune.strategies import SHARED_PARAMETERS, Parameter, StrategyParams, parameters, strategies
+
+MAIN_SETTINGS = ("epochs", "learning_rate", "batch_size")  # shown first, with the method's own settings
 
 
 def render(account: Account) -> None:
@@ -33,54 +37,134 @@ def render(account: Account) -> None:
 
 def _build(account: Account) -> None:
     campaigns = {c.id: f"#{c.id} {c.name}" for c in app_state.read(lambda s: list_campaigns(s))}
+    registered = strategies()
     with st.form("build_dataset"):
         st.subheader("1. Dataset from ratings")
         campaign_id = st.selectbox("Campaign", list(campaigns), format_func=campaigns.__getitem__, key="rt_campaign")
-        strategy = st.selectbox("Strategy", STRATEGIES, key="rt_strategy")
-        cols = st.columns(3)
-        min_gap = cols[0].number_input("Min Likert gap", min_value=1.0, max_value=4.0, value=2.0, key="rt_gap")
-        agreement = cols[1].number_input("Min agreement", min_value=0.0, max_value=1.0, value=0.0, key="rt_agree")
-        holdout = cols[2].number_input("Held-out share", min_value=0.0, max_value=0.9, value=0.1, key="rt_holdout")
+        strategy = st.selectbox("Strategy", list(registered), key="rt_strategy",
+                                format_func=lambda name: f"{name} (rows for {registered[name].method})",
+                                help=" ".join(f"{name}: {s.help}" for name, s in registered.items()))
+        knobs = _strategy_inputs()
         built = st.form_submit_button("Build dataset", type="primary")
     campaign = campaign_id if campaign_id in campaigns else next(iter(campaigns), None)
     if not built or campaign is None:
         return
-    params = StrategyParams(min_gap=float(min_gap), min_agreement=float(agreement), holdout=float(holdout))
+    try:
+        params = StrategyParams(**knobs)
+    except ValueError as error:
+        st.error(inline(error))
+        return
     counts = app_state.transaction(lambda s: build_dataset_as(s, account, int(campaign), str(strategy), params))
     app_state.flash(f"Dataset built: {counts.get('train', 0)} train rows, {counts.get('holdout', 0)} held out.")
     st.rerun()
 
 
-def _choices(session: Session) -> tuple[dict[int, str], dict[int, str]]:
+def _strategy_inputs() -> dict[str, Any]:
+    """One input per strategy parameter, drawn from the registry: the shared ones in a row, then the others,
+    each labelled with the strategies that read it."""
+    shared = [p for p in parameters() if p.name in SHARED_PARAMETERS]
+    values = {p.name: _input(p, column) for p, column in zip(shared, st.columns(len(shared)), strict=True)}
+    with st.expander("Settings read by some strategies only"):
+        for parameter in parameters():
+            if parameter.name not in SHARED_PARAMETERS:
+                users = [name for name, s in strategies().items() if parameter.name in s.parameters]
+                values[parameter.name] = _input(parameter, st.container(), f" ({', '.join(users)})")
+    return values
+
+
+def _input(parameter: Parameter, place: Any, used_by: str = "") -> Any:
+    label, key = parameter.name.replace("_", " ").capitalize() + used_by, f"rt_{parameter.name}"
+    if parameter.choices:
+        return place.selectbox(label, parameter.choices, index=parameter.choices.index(parameter.default), key=key,
+                               help=parameter.help)
+    if parameter.kind is str:
+        text = place.text_input(label, value=parameter.default or "", key=key, help=parameter.help).strip()
+        return (text or None) if parameter.optional else text
+    cast = int if parameter.kind is int else float
+    low, high = (None if limit is None else cast(limit) for limit in (parameter.low, parameter.high))
+    # Open ends (holdout < 1) are left to StrategyParams, whose message names the parameter.
+    return cast(place.number_input(label, min_value=low, max_value=high, value=cast(parameter.default), key=key,
+                                   help=parameter.help))
+
+
+@dataclass(frozen=True)
+class _Choices:
+    datasets: dict[int, str]  # id -> label
+    methods: dict[int, str]  # dataset id -> the method its rows are shaped for
+    models: dict[int, str]  # base model version id -> label
+
+
+def _choices(session: Session) -> _Choices:
+    found = list(session.scalars(select(PreferenceDataset).order_by(PreferenceDataset.id.desc())))
     datasets = {d.id: f"#{d.id} {d.name} ({d.strategy}, {d.counts.get('train', 0)} rows) -> {dataset_method(d)}"
-                for d in session.scalars(select(PreferenceDataset).order_by(PreferenceDataset.id.desc()))}
+                for d in found}
     models = {m.id: f"model:{m.id} {m.name}" for m in session.scalars(
         select(ModelVersion).where(ModelVersion.adapter_path.is_(None)).order_by(ModelVersion.id.desc()))}
-    return datasets, models
+    return _Choices(datasets, {d.id: dataset_method(d) for d in found}, models)
+
+
+def _step(default: float) -> float:
+    """A +/- step of the default's order of magnitude (1e-4 for 5e-4), so a click nudges rather than jumps."""
+    return 10.0 ** math.floor(math.log10(default)) if default > 0 else 0.01
+
+
+def _widget(container: Any, option: OptionField, key: str) -> Any:
+    """One config field as a widget with its default and help (the same as ``evaltune retune --help``)."""
+    label, help_text = option.label, option.help
+    if option.kind is bool:
+        return container.checkbox(label, value=option.default, help=help_text, key=key)
+    if option.kind is int:
+        return int(container.number_input(label, value=option.default, step=1, help=help_text, key=key))
+    if option.kind is float:
+        return float(container.number_input(label, value=float(option.default), step=_step(option.default),
+                                            format="%g", help=help_text, key=key))
+    if option.kind is tuple:
+        text = container.text_input(label, value=", ".join(option.default), help=help_text + " Comma-separated.",
+                                    key=key)
+        return tuple(name.strip() for name in text.split(",") if name.strip())
+    return container.text_input(label, value=option.default, help=help_text, key=key)
+
+
+def config_widgets(cls: type[RetuneConfig], key: str) -> dict[str, Any]:
+    """A widget for every field of a method's config (``retune.config``); their values by field name. The method's
+    own fields and the schedule come first, the LoRA and saving details under "More settings"."""
+    shared = {item.name for item in fields(RetuneConfig)}
+    options = option_fields([cls])
+    first = [o for o in options if o.name in MAIN_SETTINGS or o.name not in shared]
+    columns = st.columns(3)
+    values = {o.name: _widget(columns[i % 3], o, f"{key}_{o.name}") for i, o in enumerate(first)}
+    with st.expander("More settings"):
+        for option in options:
+            if option.name not in values:
+                values[option.name] = _widget(st, option, f"{key}_{option.name}")
+    return values
 
 
 def _enqueue(account: Account) -> None:
-    datasets, models = app_state.read(_choices)
-    with st.form("enqueue_job"):
-        st.subheader("2. Queue a LoRA retune")
-        dataset_id = st.selectbox("Dataset", list(datasets), format_func=datasets.__getitem__, key="rt_dataset")
-        base_id = st.selectbox("Base model", list(models), format_func=models.__getitem__, key="rt_base")
-        cols = st.columns(3)
-        method = cols[0].selectbox("Method", ["dpo", "kto", "sft"], key="rt_method")
-        epochs = cols[1].number_input("Epochs", min_value=0.5, max_value=20.0, value=3.0, key="rt_epochs")
-        lr = cols[2].number_input("Learning rate", min_value=1e-6, max_value=1e-2, value=5e-4, format="%.6f",
-                                  key="rt_lr")
+    choices = app_state.read(_choices)
+    st.subheader("2. Queue a LoRA retune")
+    # Dataset, base and method sit outside the form: the form below shows the chosen method's own settings, so it
+    # must be drawn again when the method changes. A keyed selectbox drawn while it had no options keeps None
+    # after options appear: fall back to the first.
+    dataset_id = st.selectbox("Dataset", list(choices.datasets), format_func=choices.datasets.__getitem__,
+                              key="rt_dataset")
+    dataset = dataset_id if dataset_id in choices.datasets else next(iter(choices.datasets), None)
+    base_id = st.selectbox("Base model", list(choices.models), format_func=choices.models.__getitem__, key="rt_base")
+    base = base_id if base_id in choices.models else next(iter(choices.models), None)
+    shaped_for = choices.methods.get(dataset or 0, METHODS[0])
+    method = st.selectbox("Method", METHODS, index=METHODS.index(shaped_for), key=f"rt_method_{dataset}",
+                          format_func=lambda name: CONFIGS[name].summary)
+    with st.form(f"enqueue_job_{method}"):
+        values = config_widgets(CONFIGS[method], key=f"rt_{method}")
         suites = st.text_input("Re-run these suites afterwards (comma-separated)", value="smoke", key="rt_suites")
         queued = st.form_submit_button("Queue job", type="primary")
-    # A keyed selectbox drawn while it had no options keeps None after options appear: fall back to the first.
-    dataset = dataset_id if dataset_id in datasets else next(iter(datasets), None)
-    base = base_id if base_id in models else next(iter(models), None)
-    if not queued or dataset is None or base is None:
-        if queued:
-            st.error("Build a dataset and run a base model first: there is nothing to retune yet.")
+    if not queued:
+        return
+    if dataset is None or base is None:
+        st.error("Build a dataset and run a base model first: there is nothing to retune yet.")
         return
     try:
-        config = RetuneConfig(method=str(method), epochs=float(epochs), learning_rate=float(lr))
+        config = config_from_options(method, values)
     except ValueError as error:
         st.error(inline(error))
         return

@@ -1,11 +1,12 @@
 """``evaltune demo``: the whole loop on one model with no person in it.
 
 1. The regression suite's factual and fictional-entity items are split into a training suite and a held-out
-   suite (by position, reproducibly). 2. The base model runs both. 3. A simulated rater (the user
+   suite (by position, reproducibly). 2. The base model runs both. 3. A simulated rater (the annotator
    "simulated-rater"; every rating it writes has ``simulated`` set) rates the training run from the suite's own
-   references, through the stored scores: a confident answer about an invented entity gets thumbs down, a
-   hallucination flag and the correction "I don't know."; a wrong factual answer gets the reference as its
-   correction; a right one gets thumbs up. 4. A ``correction`` dataset (each correction preferred over the
+   references, through the stored scores, the way an annotator does in the app: it reserves the next item and
+   submits its answer through the annotation queue. A confident answer about an invented entity gets thumbs
+   down, a hallucination flag and the correction "I don't know."; a wrong factual answer gets the reference as
+   its correction; a right one gets thumbs up. 4. A ``correction`` dataset (each correction preferred over the
    output, each approved answer preferred over "I don't know.") and a DPO job; the worker trains it,
    registers the adapter and re-runs the held-out suite. 5. The comparison: hallucination rate on held-out
    fictional items and accuracy on held-out factual items, each with a paired 95% interval.
@@ -22,17 +23,23 @@ from typing import Any
 
 import yaml
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from evaltune.db.engine import Store
 from evaltune.db.evaluation import Run, Score, SuiteItem
-from evaltune.db.ratings import CampaignItem, Rating, User
+from evaltune.db.ratings import CampaignItem, User
 from evaltune.db.training import RetuneJob
+from evaltune.feedback_ui.answers import SingleAnswer
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.campaigns import create_campaign
+from evaltune.feedback_ui.queue import claim_next, submit_rating
+from evaltune.feedback_ui.rating_task import load_task
 from evaltune.harness.loaders import load_suite
 from evaltune.harness.model_resolution import ResolvedModel
 from evaltune.harness.runner import RunOptions, run_suite
 from evaltune.harness.suite import item_to_dict
 from evaltune.retune import jobs
-from evaltune.retune.config import RetuneConfig
+from evaltune.retune.config import DpoConfig, RetuneConfig
 from evaltune.retune.datasets import build_dataset
 from evaltune.retune.reevaluate import EvalSettings, compare_runs
 from evaltune.retune.strategies import StrategyParams
@@ -47,7 +54,7 @@ Log = Callable[[str], None]
 class DemoOptions:
     home: Path
     train_share: float = 0.4  # of each kind of item; the rest is held out
-    config: RetuneConfig = field(default_factory=lambda: RetuneConfig(method="dpo", epochs=5, learning_rate=5e-4))
+    config: RetuneConfig = field(default_factory=lambda: DpoConfig(epochs=5, learning_rate=5e-4))
     threads: int = 0
     code_version: str = ""
 
@@ -87,45 +94,57 @@ def write_suites(folder: Path, train_share: float) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def _simulated_rating(item: Any, scores: dict[str, float | None]) -> dict[str, Any]:
+def _simulated_answer(item: SuiteItem, scores: dict[str, float | None], output: str) -> SingleAnswer:
     """What a careful rater who knows the references would say about one output."""
+    approved = SingleAnswer(likert=5, hallucination=False, thumbs=True)
     if item.expect_abstention:
         if scores.get("abstention") == 1.0:
-            return {"thumbs": True, "likert": 5, "hallucination": False}
-        return {"thumbs": False, "likert": 1, "hallucination": True, "correction": ABSTAIN}
+            return approved
+        return SingleAnswer(likert=1, thumbs=False, correction=ABSTAIN, **_flagged(output))
     if scores.get("answer_match") == 1.0:
-        return {"thumbs": True, "likert": 5, "hallucination": False}
+        return approved
     reference = str(item.references[0]) if item.references else ABSTAIN
-    return {"thumbs": False, "likert": 2, "hallucination": True, "correction": reference.rstrip(".") + "."}
+    return SingleAnswer(likert=2, thumbs=False, correction=reference.rstrip(".") + ".", **_flagged(output))
+
+
+def _flagged(output: str) -> dict[str, Any]:
+    """The hallucination flag, quoting the start of the output as the unsupported span (an empty output states
+    nothing, so it is not flagged)."""
+    span = output.strip()[:2000]
+    return {"hallucination": bool(span), "hallucinated_span": span or None}
+
+
+def _simulated_rater(session: Session) -> Account:
+    user = session.scalar(select(User).where(User.name == SIMULATED_USER))
+    if user is None:
+        # "!" is no valid password hash: nobody can log in as the simulated rater.
+        user = User(name=SIMULATED_USER, role="annotator", password_hash="!")
+        session.add(user)
+        session.flush()
+    return Account(user.id, user.name, user.role)
 
 
 def simulate_ratings(store: Store, run_id: int) -> int:
-    """A campaign on the run, rated by the simulated rater from the run's scores; returns the campaign id."""
-    from evaltune.feedback_ui.campaigns import create_campaign
-
+    """A campaign on the run, rated by the simulated rater from the run's scores through the annotation queue
+    (reserve the next item, read it as the app shows it, submit); returns the campaign id."""
     with store.session_scope() as session:
         campaign = create_campaign(session, None, name=f"demo: simulated ratings of run {run_id}", run_ids=[run_id],
                                    guidelines="Simulated from the suite's references by `evaltune demo`.")
-        user = session.scalar(select(User).where(User.name == SIMULATED_USER))
-        if user is None:
-            # "!" is no valid password hash: nobody can log in as the simulated rater.
-            user = User(name=SIMULATED_USER, role="annotator", password_hash="!")
-            session.add(user)
-            session.flush()
-        for task in session.scalars(select(CampaignItem).where(CampaignItem.campaign_id == campaign.id)):
+        rater = _simulated_rater(session)
+        while (reservation := claim_next(session, rater, campaign.id)) is not None:
+            task = load_task(session, rater, reservation)
+            shown = session.get_one(CampaignItem, reservation.campaign_item_id)
             scores = dict(session.execute(select(Score.scorer, Score.value)
-                                          .where(Score.generation_id == task.generation_id)).tuples().all())
-            item = session.get(SuiteItem, task.item_id)
-            session.add(Rating(campaign_item_id=task.id, user_id=user.id, generation_id=task.generation_id,
-                               simulated=True, **_simulated_rating(item, scores)))
-            task.ratings_done = 1
+                                          .where(Score.generation_id == shown.generation_id)).tuples().all())
+            answer = _simulated_answer(session.get_one(SuiteItem, shown.item_id), scores, task.outputs[0])
+            submit_rating(session, rater, reservation.assignment_id, answer, simulated=True)
         return campaign.id
 
 
 def _run_base(store: Store, model: ResolvedModel, suites: list[Path], options: DemoOptions, log: Log) -> list[int]:
     backend = model.load()
     try:
-        info = {**model.describe(), "name": model.display_name}
+        info = model.record()
         run_ids = []
         for path in suites:
             outcome = run_suite(store.sessions, load_suite(str(path)), backend, info,
