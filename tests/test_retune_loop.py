@@ -14,12 +14,12 @@ from evaltune.db.evaluation import ModelVersion, Run
 from evaltune.db.training import RetuneJob
 from evaltune.harness.backends.hf import adapter_sha256
 from evaltune.retune import jobs
-from evaltune.retune.config import RetuneConfig
+from evaltune.retune.config import make_config
 from evaltune.retune.datasets import build_dataset, dataset_records
-from evaltune.retune.likelihood import completion_logprobs, load_with_adapter, margins
 from evaltune.retune.reevaluate import EvalSettings
 from evaltune.retune.strategies import StrategyParams
 from evaltune.retune.worker import WorkerOptions, run_once
+from tests.fixtures.likelihood import completion_logprobs, load_with_adapter, margins
 from tests.fixtures.retune_seed import CORRECTION, rate_base_run
 
 torch.set_num_threads(1)
@@ -34,7 +34,7 @@ def test_ratings_become_an_adapter_that_prefers_the_corrections(
     with store.session_scope() as session:
         dataset = build_dataset(session, rated.campaign_id, strategy, StrategyParams(holdout=0.0))
         pairs_set = build_dataset(session, rated.campaign_id, "correction", StrategyParams(holdout=0.0))
-        config = RetuneConfig(method=method, epochs=3, batch_size=8, learning_rate=1e-3, merge=method == "sft")
+        config = make_config(method, epochs=3, batch_size=8, learning_rate=1e-3, merge=method == "sft")
         job_id = jobs.enqueue(session, dataset_id=dataset.id, base_model_id=rated.base_model_id, config=config,
                               eval_suites=[str(rated.suite_path)]).id
         pairs = dataset_records(session, pairs_set.id)
