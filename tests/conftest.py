@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from evaltune.cli import main
+from evaltune.db.engine import Store, open_store
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -34,3 +38,27 @@ def benchdata() -> Path:
     if not BENCHDATA.is_dir():
         pytest.skip(f"public benchmark data not found at {BENCHDATA} (it sits beside the project in CI)")
     return BENCHDATA
+
+
+@pytest.fixture
+def store(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """An empty, migrated store at ``store_url`` (SQLite and PostgreSQL; a test module that needs only SQLite
+    overrides ``store_url``). ``EVALTUNE_DB_URL`` points at it, so the app and the command line use it too."""
+    monkeypatch.setenv("EVALTUNE_DB_URL", store_url)
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+def invoke_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+                ) -> tuple[int, str, str]:
+    """``evaltune ARGS`` in-process through ``main()``, which maps errors to exit codes as a user sees them:
+    (exit code, stdout, stderr)."""
+    monkeypatch.setattr("sys.argv", ["evaltune", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

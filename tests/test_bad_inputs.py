@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from evaltune.cli import cli, main
+from evaltune.cli import cli
 from evaltune.db.engine import open_store
 from evaltune.errors import click_error_line
+from tests.conftest import invoke_main
 from tests.fixtures.report_seed import seed_runs
 
 BAD = Path(__file__).parent / "bad_inputs"
@@ -177,7 +178,7 @@ MODELS = [
 ]
 
 GATE_FILES = [
-    case("gate-syntax-error", GATE % "syntax_error.yaml", "syntax_error.yaml:3", "not valid YAML on line 3"),
+    case("gate-syntax-error", GATE % "syntax_error.yaml", "syntax_error.yaml:3", "invalid YAML on line 3"),
     case("gate-empty", GATE % "empty.yaml", "empty.yaml", "the gate file is empty"),
     case("gate-top-level-list", GATE % "top_level_list.yaml", "top_level_list.yaml", "expected a mapping 'gates:'"),
     case("gate-unknown-rule", GATE % "unknown_rule.yaml", "unknown_rule.yaml", "gate 'exact_match', rule 'minimum'",
@@ -185,7 +186,7 @@ GATE_FILES = [
     case("gate-wrong-type", GATE % "wrong_type.yaml", "rule 'min'", "field 'value' must be a number, got 'high'"),
     case("gate-quoted-number", GATE % "quoted_number.yaml", "field 'value'", "write it without quotes"),
     case("gate-duplicate-metric", GATE % "duplicate_metric.yaml", "duplicate_metric.yaml:4",
-         "'exact_match' is written twice"),
+         "duplicate key 'exact_match'"),
     case("gate-invalid-utf8", GATE % "invalid_utf8.yaml", "invalid_utf8.yaml:2", "not valid UTF-8"),
     case("gate-bad-alpha", GATE % "bad_alpha.yaml", "rule 'no_significant_regression'", "field 'alpha'",
          "between 0 and 1"),
@@ -194,7 +195,7 @@ GATE_FILES = [
     case("gate-rules-not-mapping", GATE % "rules_not_mapping.yaml", "gate 'exact_match'",
          "expected a mapping of rules"),
     case("gate-extra-top-level-key", GATE % "extra_top_level_key.yaml", "unknown top-level key 'gate'"),
-    case("gate-file-missing", "gate 1 2 --gate {tmp}/no_gates.yaml", "no_gates.yaml", "cannot read the gate file"),
+    case("gate-file-missing", "gate 1 2 --gate {tmp}/no_gates.yaml", "no_gates.yaml", "file not found"),
     case("gate-checked-before-the-run", "run smoke --model {model} --baseline 1 --gate {bad}/gates/wrong_type.yaml",
          "wrong_type.yaml", "field 'value'"),
     case("gate-without-baseline", "run smoke --model {model} --gate {bad}/gates/valid.yaml",
@@ -203,32 +204,40 @@ GATE_FILES = [
 ]
 
 DATASET_FILES = [
-    case("dataset-broken-line", IMPORT % "broken_line.jsonl", "broken_line.jsonl: line 2", "not valid JSON"),
-    case("dataset-missing-column", IMPORT % "missing_rejected.jsonl", "missing_rejected.jsonl: line 2",
+    case("dataset-broken-line", IMPORT % "broken_line.jsonl", "broken_line.jsonl:2", "not valid JSON"),
+    case("dataset-missing-column", IMPORT % "missing_rejected.jsonl", "missing_rejected.jsonl:2",
          "column 'rejected' is missing", "prompt, chosen, rejected"),
-    case("dataset-unknown-column", IMPORT % "unknown_column.jsonl", "line 1", "unknown column 'rejcted'",
+    case("dataset-unknown-column", IMPORT % "unknown_column.jsonl",
+         "unknown_column.jsonl:1:", "unknown column 'rejcted'",
          "did you mean 'rejected'"),
-    case("dataset-chosen-equals-rejected", IMPORT % "chosen_equals_rejected.jsonl", "line 2", "column 'rejected'",
+    case("dataset-chosen-equals-rejected", IMPORT % "chosen_equals_rejected.jsonl",
+         "chosen_equals_rejected.jsonl:2:", "column 'rejected'",
          "same text as 'chosen'"),
-    case("dataset-label-not-boolean", IMPORT % "label_not_boolean.jsonl", "line 2", "column 'label'",
+    case("dataset-label-not-boolean", IMPORT % "label_not_boolean.jsonl",
+         "label_not_boolean.jsonl:2:", "column 'label'",
          "true or false"),
-    case("dataset-prompt-wrong-type", IMPORT % "prompt_wrong_type.jsonl", "line 1", "column 'prompt'",
+    case("dataset-prompt-wrong-type", IMPORT % "prompt_wrong_type.jsonl",
+         "prompt_wrong_type.jsonl:1:", "column 'prompt'",
          "non-empty text or a list"),
-    case("dataset-answer-two-messages", IMPORT % "chosen_two_messages.jsonl", "line 1", "column 'chosen'",
+    case("dataset-answer-two-messages", IMPORT % "chosen_two_messages.jsonl",
+         "chosen_two_messages.jsonl:1:", "column 'chosen'",
          '"role": "assistant"'),
-    case("dataset-empty-completion", IMPORT % "empty_completion.jsonl", "line 2", "column 'completion'",
+    case("dataset-empty-completion", IMPORT % "empty_completion.jsonl",
+         "empty_completion.jsonl:2:", "column 'completion'",
          "non-empty text"),
     case("dataset-empty", IMPORT % "empty.jsonl", "empty.jsonl", "holds no rows"),
-    case("dataset-invalid-utf8", IMPORT % "invalid_utf8.jsonl", "invalid_utf8.jsonl: line 2", "not valid UTF-8"),
-    case("dataset-row-not-object", IMPORT % "row_not_object.jsonl", "line 1", "expected a JSON object"),
+    case("dataset-invalid-utf8", IMPORT % "invalid_utf8.jsonl", "invalid_utf8.jsonl:2", "not valid UTF-8"),
+    case("dataset-row-not-object", IMPORT % "row_not_object.jsonl",
+         "row_not_object.jsonl:1:", "expected a JSON object"),
     case("dataset-not-json-lines", IMPORT % "rows.csv", "rows.csv", "only JSON Lines"),
-    case("dataset-no-such-file", "data import {tmp}/none.jsonl", "none.jsonl", "cannot read the file"),
-    case("dataset-other-method", IMPORT % "chosen_equals_rejected.jsonl --method kto", "line 1",
+    case("dataset-no-such-file", "data import {tmp}/none.jsonl", "none.jsonl", "file not found"),
+    case("dataset-other-method", IMPORT % "chosen_equals_rejected.jsonl --method kto",
+         "chosen_equals_rejected.jsonl:1:",
          "unknown column 'chosen'", "a kto file has the columns prompt, completion, label"),
     case("score-input-broken-line", "score --input {bad}/outputs/broken_line.jsonl --scorers exact_match",
-         "broken_line.jsonl: line 2", "not valid JSON"),
+         "broken_line.jsonl:2", "not valid JSON"),
     case("score-input-missing-output", "score --input {bad}/outputs/missing_output.jsonl --scorers exact_match",
-         "missing_output.jsonl: line 2", "field 'output'"),
+         "missing_output.jsonl:2", "field 'output'"),
 ]
 
 ARGUMENTS = [
@@ -251,8 +260,8 @@ ARGUMENTS = [
     case("cli-history-unknown-suite", "report --history no-such-suite", "no-such-suite"),
     case("cli-data-build-unknown-campaign", "data build --campaign 999 --strategy pairwise", "no campaign 999"),
     case("cli-data-build-unknown-strategy", "data build --campaign 1 --strategy best", "'--strategy'", "'best'"),
-    case("cli-data-build-zero-gap", "data build --campaign 1 --strategy likert-gap --min-gap 0", "min_gap",
-         "must be positive"),
+    case("cli-data-build-zero-gap", "data build --campaign 1 --strategy likert-gap --min-gap 0", "'--min-gap'",
+         "0.0<x<=4.0"),
     case("cli-data-export-unknown-dataset", "data export 999 -o {tmp}/rows.jsonl", "no dataset 999"),
     case("cli-data-export-to-a-folder", "data export 1 -o {bad}", "'--output'", "is a directory"),
     case("cli-retune-unknown-dataset", "retune --model {model} --dataset 999", "no dataset 999"),
@@ -261,7 +270,7 @@ ARGUMENTS = [
          "must be positive, got nan"),
     case("cli-data-build-holdout-not-a-number", "data build --campaign 1 --strategy pairwise --holdout nan",
          "holdout must be in [0, 1), got nan"),
-    case("cli-retune-lora-r-zero", "retune --model {model} --dataset 1 --lora-r 0", "LoRA r", "r=0"),
+    case("cli-retune-lora-r-zero", "retune --model {model} --dataset 1 --lora-r 0", "lora_r must be at least 1", "got 0"),
     case("cli-retune-unknown-base", "retune --model model:999 --dataset 1", "--model", "no model version 999"),
     case("cli-jobs-show-unknown", "jobs show 999", "no retune job 999"),
     case("cli-jobs-cancel-unknown", "jobs cancel 999", "999"),
@@ -273,7 +282,7 @@ ARGUMENTS = [
     case("cli-campaign-overlap-zero", "campaigns create --runs 1 --overlap 0", "'--overlap'"),
     case("cli-campaign-guidelines-not-utf8",
          "campaigns create --runs 1 --guidelines {bad}/text/invalid_utf8_guidelines.md",
-         "invalid_utf8_guidelines.md", "line 4", "not valid UTF-8"),
+         "invalid_utf8_guidelines.md:4", "not valid UTF-8"),
     case("cli-ratings-export-unknown-campaign", "ratings export --campaign 999 --format jsonl -o {tmp}/r.jsonl",
          "--campaign", "no campaign 999"),
     case("cli-ratings-export-no-such-folder", "ratings export --format jsonl -o {tmp}/no/such/folder/r.jsonl",
@@ -348,17 +357,6 @@ def snapshot(url: str) -> dict[str, tuple[int, str]]:
         engine.dispose()
 
 
-def invoke(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-           ) -> tuple[int, str, str]:
-    monkeypatch.setattr("sys.argv", ["evaltune", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
 
 def _fill(template: str, places: dict[str, str]) -> str:
     for key, value in places.items():
@@ -386,7 +384,7 @@ def check_case(case: Case, url: str, tmp_path: Path, request: pytest.FixtureRequ
     for key, value in case.env:
         monkeypatch.setenv(key, _fill(value, places))
     before = snapshot(url)
-    code, _out, err = invoke(shlex.split(_fill(case.args, places)), monkeypatch, capsys)
+    code, _out, err = invoke_main(shlex.split(_fill(case.args, places)), monkeypatch, capsys)
     assert "Traceback" not in err, err
     assert code == 2, f"exit code {code}; stderr: {err}"
     assert snapshot(url) == before, "the store changed"
@@ -426,7 +424,8 @@ def test_the_corpus_is_large_and_every_file_in_it_is_used() -> None:
 def test_odd_but_valid_files_are_accepted(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
                                           ) -> None:
     """A byte-order mark and Windows line endings are not errors."""
-    code, out, err = invoke(["suites", "validate", str(BAD / "suites" / "bom_crlf_valid.yaml")], monkeypatch, capsys)
+    args = ["suites", "validate", str(BAD / "suites" / "bom_crlf_valid.yaml")]
+    code, out, err = invoke_main(args, monkeypatch, capsys)
     assert code == 0 and "ok: bom-is-fine, 1 items" in out, err
 
 
@@ -437,7 +436,8 @@ def test_a_mistyped_gate_metric_fails_the_gate_and_names_the_metric_it_meant(
     a near miss says which metric it probably meant."""
     monkeypatch.setenv("EVALTUNE_DB_URL", seeded_sqlite)
     before = snapshot(seeded_sqlite)
-    code, out, _ = invoke(["gate", "1", "2", "--gate", str(BAD / "gates" / "typo_metric.yaml")], monkeypatch, capsys)
+    args = ["gate", "1", "2", "--gate", str(BAD / "gates" / "typo_metric.yaml")]
+    code, out, _ = invoke_main(args, monkeypatch, capsys)
     assert code == 1
     assert "exact_matc: not in the report" in out and "(did you mean 'exact_match'?)" in out
     assert snapshot(seeded_sqlite) == before
@@ -453,12 +453,12 @@ def test_an_imported_export_round_trips(seeded_sqlite: str, tmp_path: Path, monk
              "rejected": [{"role": "assistant", "content": "Seville."}]}]
     first = tmp_path / "rows.jsonl"
     first.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    code, out, err = invoke(["data", "import", str(first)], monkeypatch, capsys)
+    code, out, err = invoke_main(["data", "import", str(first)], monkeypatch, capsys)
     assert code == 0, err
     dataset_id = out.split()[1]
     assert out.startswith(f"dataset {dataset_id} (dpo): 2 rows")
     again = tmp_path / "again.jsonl"
-    code, _, err = invoke(["data", "export", dataset_id, "-o", str(again)], monkeypatch, capsys)
+    code, _, err = invoke_main(["data", "export", dataset_id, "-o", str(again)], monkeypatch, capsys)
     assert code == 0, err
     assert [json.loads(line) for line in again.read_text().splitlines()] == rows
 

@@ -10,7 +10,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from evaltune.cli import cli, main
+from evaltune.cli import cli
+from tests.conftest import invoke_main
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -21,14 +22,6 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple
             found += all_commands(command, (*prefix, name))
     return found
 
-
-def invoke_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-                ) -> tuple[int, str, str]:
-    monkeypatch.setattr("sys.argv", ["evaltune", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return int(exit_info.value.code or 0), captured.out, captured.err
 
 
 @pytest.mark.parametrize("path", all_commands(cli), ids=" ".join)
@@ -115,10 +108,14 @@ def test_run_then_list_and_show(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert "completed" in listed.output and "smoke" in listed.output
     shown = runner.invoke(cli, ["runs", "show", "1", "--json"])
     data = json.loads(shown.output)
-    assert data["status"] == "completed" and data["metrics"]
+    assert data["schema_version"] == 2 and data["status"] == "completed" and data["metrics"]
     assert {"name", "value", "ci_low", "ci_high", "n"} <= set(data["metrics"][0])
     models = runner.invoke(cli, ["models", "list"])
     assert tiny_model_dir.name in models.output
     again = runner.invoke(cli, ["run", "smoke", "--model", "model:1", "--limit", "4"])
     assert again.exit_code == 0, again.output
     assert "from cache" in again.output
+    summary = runner.invoke(cli, ["run", "smoke", "--model", "model:1", "--limit", "4", "--json"])
+    assert summary.exit_code == 0, summary.output
+    printed = json.loads(summary.stdout)
+    assert printed["schema_version"] == 2 and printed["suite"] == "smoke" and printed["metrics"]

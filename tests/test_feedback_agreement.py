@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from evaltune.db import Store, open_store
+from evaltune.db import Store
 from evaltune.db.ratings import Assignment
 from evaltune.feedback_ui.adjudication import adjudicate, item_ratings
 from evaltune.feedback_ui.agreement import cohen_kappa, krippendorff_alpha, unit_disagreement, units_from_matrix
@@ -64,13 +62,6 @@ def test_cohen_kappa_textbook_example() -> None:
     far = cohen_kappa({(1, 5): 1, (5, 1): 1, (4, 4): 2}, "quadratic")
     assert near is not None and far is not None and near > far
     assert cohen_kappa({}) is None and unit_disagreement(Counter({1: 1, 5: 1}), "interval") == 4.0
-
-
-@pytest.fixture
-def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def _rate_all(store: Store, seeded: Seeded, user: str, campaign: int, answer_for: object) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from evaltune.db import Store, open_store
+from evaltune.db import Store
 from evaltune.db.ratings import CampaignItem, Rating, User
 from evaltune.feedback_ui.campaigns import create_campaign
 from tests.fixtures.feedback_seed import HOSTILE, PASSWORD, Seeded, seed_store
@@ -20,12 +19,9 @@ TIMEOUT = 60  # seconds per script run: generous, the machine is shared
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    monkeypatch.setenv("EVALTUNE_DB_URL", url)
-    opened = open_store(url)
-    yield opened
-    opened.close()
+def store_url(tmp_path: Path) -> str:
+    """These tests need only SQLite (the shared ``store`` fixture opens it)."""
+    return f"sqlite:///{tmp_path / 'store.db'}"
 
 
 @pytest.fixture
@@ -126,6 +122,7 @@ def test_single_rating_form_stores_every_field(store: Store, seeded: Seeded) -> 
     at = _login("ann1")
     assert "Rated by you: 0" in at.get("progress")[0].proto.text
     _radio(at, "Overall quality").set_value(2)
+    _radio(at, "Thumbs").set_value(False)
     _radio(at, "Does it state").set_value("yes")
     next(t for t in at.text_input if t.label.startswith("If yes")).input("<b>bold tag</b>")
     next(c for c in at.checkbox if c.label.startswith("Unsafe")).check()
@@ -138,9 +135,9 @@ def test_single_rating_form_stores_every_field(store: Store, seeded: Seeded) -> 
     assert "Rated by you: 1" in at.get("progress")[0].proto.text
     with store.session_scope() as s:
         rating = s.execute(select(Rating)).scalar_one()
-        assert (rating.likert, rating.hallucination, rating.hallucinated_span, rating.bias, rating.unsafe,
-                rating.correction, rating.comment) == (2, True, "<b>bold tag</b>", False, True, "Capital 0.",
-                                                       "script in output")
+        assert (rating.likert, rating.thumbs, rating.hallucination, rating.hallucinated_span, rating.bias,
+                rating.unsafe, rating.correction, rating.comment) == (2, False, True, "<b>bold tag</b>", False, True,
+                                                                      "Capital 0.", "script in output")
 
 
 def test_an_incomplete_form_is_not_stored(store: Store, seeded: Seeded) -> None:

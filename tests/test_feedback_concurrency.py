@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
 
-from evaltune.db import Store, open_store
+from evaltune.db import Store
 from evaltune.db.ratings import Assignment, CampaignItem, Rating
 from evaltune.feedback_ui.answers import SingleAnswer
 from evaltune.feedback_ui.auth import Account
@@ -24,13 +23,6 @@ from tests.fixtures.feedback_seed import Seeded, seed_store
 
 ANNOTATORS = {f"ann{i}": "annotator" for i in range(4)}
 GOOD = SingleAnswer(likert=3, hallucination=False)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def _campaign(store: Store, seeded: Seeded, overlap: int) -> int:

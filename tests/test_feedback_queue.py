@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from evaltune.db import Store, open_store
+from evaltune.db import Store
 from evaltune.db.base import utcnow
 from evaltune.db.ratings import Assignment, CampaignItem, Rating
 from evaltune.feedback_ui.answers import PairAnswer, SingleAnswer
@@ -19,13 +18,6 @@ from evaltune.feedback_ui.rating_task import load_task
 from tests.fixtures.feedback_seed import Seeded, seed_store
 
 GOOD = SingleAnswer(likert=4, hallucination=False)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
@@ -141,17 +133,17 @@ def test_skip_returns_the_item_to_others_but_not_to_the_skipper(store: Store, se
 def test_single_rating_is_stored_field_by_field(store: Store, seeded: Seeded) -> None:
     campaign = _campaign(store, seeded)
     r = _claim(store, seeded, "ann1", campaign)
-    answer = SingleAnswer(likert=2, hallucination=True, hallucinated_span="  run 1 SAYS capital 0 ", bias=True,
-                          unsafe=False, correction="Capital 0.", comment="made up")
+    answer = SingleAnswer(likert=2, hallucination=True, hallucinated_span="  run 1 SAYS capital 0 ", thumbs=False,
+                          bias=True, unsafe=False, correction="Capital 0.", comment="made up")
     rating_id = _rate(store, seeded, "ann1", r.assignment_id, answer)
     with store.session_scope() as s:
         rating = s.get(Rating, rating_id)
         assert rating is not None
         item = s.get(CampaignItem, r.campaign_item_id)
         assert item is not None and rating.generation_id == item.generation_id
-        assert (rating.likert, rating.hallucination, rating.hallucinated_span, rating.bias, rating.unsafe,
-                rating.correction, rating.comment, rating.choice) == (
-                    2, True, "run 1 SAYS capital 0", True, False, "Capital 0.", "made up", None)
+        assert (rating.likert, rating.thumbs, rating.hallucination, rating.hallucinated_span, rating.bias,
+                rating.unsafe, rating.correction, rating.comment, rating.choice, rating.simulated) == (
+                    2, False, True, "run 1 SAYS capital 0", True, False, "Capital 0.", "made up", None, False)
     r2 = _claim(store, seeded, "ann1", campaign)
     with pytest.raises(ValueError, match="not in the output"):
         _rate(store, seeded, "ann1", r2.assignment_id, SingleAnswer(likert=1, hallucination=True,
@@ -161,6 +153,9 @@ def test_single_rating_is_stored_field_by_field(store: Store, seeded: Seeded) ->
         SingleAnswer(likert=1, hallucination=True)
     with pytest.raises(ValueError, match="1 to 5"):
         SingleAnswer(likert=6, hallucination=False)
+    with pytest.raises(ValueError, match="thumbs is up"):
+        SingleAnswer(likert=3, hallucination=False, thumbs=1)  # type: ignore[arg-type]
+    assert SingleAnswer(likert=3, hallucination=False).thumbs is None  # optional, like the flags
 
 
 def test_pairwise_sides_are_recorded_and_mapped_back(store: Store, seeded: Seeded) -> None:

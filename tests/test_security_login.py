@@ -7,7 +7,6 @@ session; once locked, the password is not even checked (no argon2 cost), and the
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from evaltune.db import Store, open_store
+from evaltune.db import Store
 from evaltune.db.base import utcnow
 from evaltune.db.ratings import LoginAttempt
 from evaltune.feedback_ui import auth
@@ -28,14 +27,10 @@ TIMEOUT = 60
 LIMITS = LoginLimits()  # the defaults: 5 failures per name, 20 per address, in 15 minutes
 
 
-@pytest.fixture
-def store(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
-    monkeypatch.setenv("EVALTUNE_DB_URL", store_url)
-    opened = open_store(store_url)
-    with opened.session_scope() as s:
+@pytest.fixture(autouse=True)
+def _annotators(store: Store) -> None:
+    with store.session_scope() as s:
         seed_users(s, {"alice": "annotator", "bob": "annotator"})
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select
 
-from evaltune.db import Store, open_store
+from evaltune.db import Store
 from evaltune.db.ratings import Campaign, Rating, User
 from evaltune.feedback_ui.answers import SingleAnswer
 from evaltune.feedback_ui.auth import create_user, log_in
@@ -107,13 +107,6 @@ def test_no_sql_is_built_from_strings() -> None:
     assert len(files) > 50
     findings = [line for path in files for line in _findings(path)]
     assert findings == [], "SQL built from strings; pass values as bound parameters instead:\n" + "\n".join(findings)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def test_hostile_strings_round_trip_intact(store: Store) -> None:

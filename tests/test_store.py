@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from evaltune.db import Store, StoreError, metadata, open_store, safe_url
 from evaltune.db import queries as q
-from evaltune.db.engine import current_revision, database_url, head_revision, make_engine, upgrade
+from evaltune.db.engine import alembic_config, current_revision, database_url, head_revision, make_engine, upgrade
 from evaltune.db.evaluation import Generation, ModelVersion, Run, Score, Suite, SuiteItem
-from evaltune.db.ratings import Assignment, Campaign, CampaignItem, Rating, User
+from evaltune.db.ratings import Assignment, Rating, User
 from evaltune.db.training import PreferenceDataset, PreferenceRow, RetuneJob
+from evaltune.feedback_ui.answers import SingleAnswer
+from evaltune.feedback_ui.auth import Account
+from evaltune.feedback_ui.campaigns import create_campaign
+from tests.fixtures.feedback_seed import rate_campaign
 
 ITEMS = [
     {"key": "q1", "input": "Capital of France?", "references": ["Paris"], "tags": ["geo"]},
@@ -37,13 +42,6 @@ METRIC = {
     "ci_high": 1.0,
     "n": 1,
 }
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
-    yield opened
-    opened.close()
 
 
 def _model(session: Session, fingerprint: str = "fp-base", **kw: Any) -> ModelVersion:
@@ -76,6 +74,28 @@ def test_migrations_apply_from_empty_and_are_idempotent(store_url: str) -> None:
         open_store(store_url).close()  # already current: nothing to do, no error
     finally:
         engine.dispose()
+
+
+def test_reference_logprobs_move_out_of_choice_logprobs_on_upgrade(store_url: str) -> None:
+    """Before 0005 one column held two shapes; the upgrade moves the reference pairs and leaves choices."""
+    store = open_store(store_url)
+    try:
+        with store.session_scope() as s:
+            run = _run(s)
+            text_item, choice_item = run.suite.items[0], run.suite.items[1]
+            q.insert_generations(s, [_generation(run, text_item) | {"reference_logprobs": [[-2.5, 3], [-4.0, 5]]},
+                                     _generation(run, choice_item) | {"choice_logprobs": [-1.0, -3.0]}])
+        with store.engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0004")
+            old = conn.execute(text("SELECT choice_logprobs FROM generations ORDER BY id")).scalars().all()
+        assert [json.loads(v) if isinstance(v, str) else v for v in old] == [[[-2.5, 3], [-4.0, 5]], [-1.0, -3.0]]
+        upgrade(store.engine)
+        with store.session_scope() as s:
+            moved, kept = s.scalars(select(Generation).order_by(Generation.id)).all()
+            assert (moved.choice_logprobs, moved.reference_logprobs) == (None, [[-2.5, 3], [-4.0, 5]])
+            assert (kept.choice_logprobs, kept.reference_logprobs) == ([-1.0, -3.0], None)
+    finally:
+        store.close()
 
 
 def test_migrated_schema_matches_the_models(store: Store) -> None:
@@ -126,19 +146,14 @@ def _fill_every_table(s: Session) -> dict[str, int]:
     gen = s.execute(select(Generation)).scalar_one()
     score = {"run_id": run.id, "generation_id": gen.id, "item_id": item.id, "scorer": "exact", "value": 1.0}
     q.insert_scores(s, [{**score, "details": {"matched": "Paris"}}])
-    q.replace_run_metrics(s, run.id, [METRIC])
+    q.replace_run_metrics(s, run.id, ["exact"], [METRIC])
     admin = User(name="ann", role="admin", password_hash="h")
     annotator = User(name="bob", role="annotator", password_hash="h")
-    campaign = Campaign(name="c", run_ids=[run.id])
-    s.add_all([admin, annotator, campaign])
+    s.add_all([admin, annotator])
     s.flush()
-    task = CampaignItem(campaign_id=campaign.id, position=0, item_id=item.id, generation_id=gen.id)
-    s.add(task)
-    s.flush()
-    expires = datetime.now(timezone.utc) + timedelta(hours=1)
-    s.add(Assignment(campaign_item_id=task.id, user_id=annotator.id, expires_at=expires))
-    rating = Rating(campaign_item_id=task.id, user_id=annotator.id, generation_id=gen.id, likert=4)
-    s.add(rating)
+    campaign = create_campaign(s, None, name="c", run_ids=[run.id])  # one item: the run's one output
+    bob = Account(annotator.id, annotator.name, annotator.role)
+    rate_campaign(s, bob, campaign.id, lambda _task: SingleAnswer(likert=4, hallucination=False))
     dataset = PreferenceDataset(name="d", strategy="correction", campaign_id=campaign.id)
     dataset.rows.append(PreferenceRow(prompt="Capital of France?", chosen="Paris", rejected="x"))
     s.add(dataset)
@@ -233,8 +248,8 @@ def test_rescoring_replaces_scores(store: Store) -> None:
         q.insert_scores(s, [{**per_gen, "value": 1.0, "details": {"v": 2}}, {**per_item, "value": 0.9}])
         rows = s.execute(select(Score.scorer, Score.value, Score.details).order_by(Score.scorer)).all()
         assert [tuple(r) for r in rows] == [("consistency", 0.9, {}), ("exact", 1.0, {"v": 2})]
-        q.replace_run_metrics(s, run.id, [METRIC])
-        q.replace_run_metrics(s, run.id, [{**METRIC, "value": 0.5}])
+        q.replace_run_metrics(s, run.id, ["exact"], [METRIC])
+        q.replace_run_metrics(s, run.id, ["exact"], [{**METRIC, "value": 0.5}])
         assert [(m.name, m.value) for m in q.list_runs(s)[0].metrics] == [("exact", 0.5)]
 
 
