@@ -301,3 +301,42 @@ def test_bad_or_unreachable_url_gives_a_store_error_without_the_password(url: st
     message = str(caught.value)
     assert "s3cret" not in message and "s3cret" not in repr(caught.value.__cause__)
     assert shown in message and "EVALTUNE_DB_URL" in message
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # what psycopg's error carries when PostgreSQL picks this transaction as the victim
+
+
+def test_one_retry_policy_redoes_a_transaction_that_lost_to_a_deadlock(store: Store) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from evaltune.db.engine import in_transaction
+
+    tries: list[int] = []
+
+    def work(session: Session) -> int:
+        tries.append(1)
+        _run(session, fingerprint=f"deadlock-{len(tries)}")
+        if len(tries) == 1:
+            raise OperationalError("UPDATE ...", {}, _Deadlock("deadlock detected"))
+        return len(tries)
+
+    assert in_transaction(store.sessions, work) == 2
+    with store.session_scope() as s:  # the first attempt was rolled back, the second committed
+        assert [r.fingerprint for r in s.scalars(select(Run))] == ["deadlock-2"]
+
+
+def test_a_transaction_that_keeps_conflicting_gives_up_with_the_error(store: Store) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from evaltune.db.engine import CONFLICT_ATTEMPTS, in_transaction
+
+    tries: list[int] = []
+
+    def work(session: Session) -> None:
+        tries.append(1)
+        raise OperationalError("UPDATE ...", {}, _Deadlock("deadlock detected"))
+
+    with pytest.raises(OperationalError):
+        in_transaction(store.sessions, work)
+    assert len(tries) == CONFLICT_ATTEMPTS
