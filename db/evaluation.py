@@ -79,8 +79,10 @@ class SuiteItem(Base):
 
 
 class Run(Base):
-    """One suite x one model version x one generation config x one seed.
+    """One suite version x one model version x one generation config x one seed x an item limit.
 
+    ``generation`` holds the settings the run used (the suite's, or the ones ``evaltune run`` set instead) and its
+    batch size; ``item_limit`` is N for a run of the suite's first N items, None for all of them.
     ``status``: running, completed, failed. A run left ``running`` by a killed process is
     resumed by the next identical ``evaltune run`` (same ``fingerprint``).
     """
@@ -92,6 +94,7 @@ class Run(Base):
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
     generation: Mapped[dict[str, Any]] = mapped_column(default=dict)
     seed: Mapped[int] = mapped_column(Integer, default=0)
+    item_limit: Mapped[int | None] = mapped_column(Integer)
     scorers: Mapped[list[Any]] = mapped_column(default=list)
     fingerprint: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(20), default="running", index=True)

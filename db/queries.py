@@ -130,6 +130,17 @@ def get_or_create_suite(
     return session.execute(select(Suite).filter_by(content_hash=content_hash)).scalar_one()
 
 
+def find_completed_run(session: Session, fingerprint: str, code_version: str) -> Run | None:
+    """The latest completed run with this fingerprint made by this code version, if any."""
+    stmt = (
+        select(Run)
+        .where(Run.fingerprint == fingerprint, Run.status == "completed", Run.code_version == code_version)
+        .order_by(Run.created_at.desc(), Run.id.desc())
+        .limit(1)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
 def find_resumable_run(session: Session, fingerprint: str) -> Run | None:
     """The latest run with this fingerprint that did not complete (running or failed), if any."""
     stmt = (

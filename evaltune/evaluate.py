@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,7 +19,7 @@ from evaltune.errors import UserError
 from evaltune.harness.loaders import load_suite
 from evaltune.harness.model_resolution import ResolvedModel, resolve_model, stored_model_id
 from evaltune.harness.runner import RunOptions, RunOutcome, run_suite
-from evaltune.harness.suite import SuiteSpec
+from evaltune.harness.suite import SettingsOverrides, SuiteSpec
 from evaltune.metrics.registry import get_scorer
 
 Status = Callable[[str], None]
@@ -31,10 +31,11 @@ class EvaluateRequest:
     model: str = "default"
     adapter: str | None = None
     model_name: str | None = None  # the served model's name, for openai: endpoints
-    seed: int = 0
+    seed: int | None = None  # None: 0, chosen by nobody (so no warning when greedy decoding ignores it)
     scorers: tuple[str, ...] | None = None
     batch_size: int | None = None
     limit: int | None = None
+    settings: SettingsOverrides = field(default_factory=SettingsOverrides)  # instead of the suite's
 
 
 @dataclass(frozen=True)
@@ -47,23 +48,31 @@ class Evaluation:
 
 def evaluate(
     request: EvaluateRequest,
-    status: Status = lambda line: print(line, file=sys.stderr),
+    status: Status = lambda line: print(line, file=sys.stderr, flush=True),
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
-    """Run ``request.suite`` on ``request.model`` into the store and return the stored run's outcome."""
+    """Run ``request.suite`` on ``request.model`` into the store and return the stored run's outcome.
+
+    A seed chosen for a suite that decodes greedily gets a warning through ``status``: it cannot change anything.
+    """
     suite = load_suite(request.suite)
     for name in request.scorers if request.scorers is not None else suite.scorers:
         get_scorer(name)  # fail before loading a model
+    if request.seed is not None and request.settings.apply(suite.generation).greedy:
+        status(f"warning: --seed {request.seed} has no effect: {suite.name} decodes greedily (temperature 0), "
+               "so every seed gives the same outputs; add --temperature above 0 to sample")
     store = open_store()
     model = _resolve(request, store.sessions)
     status(f"loading {model.display_name} ...")
     started = time.perf_counter()
     backend = model.load()
     load_s = time.perf_counter() - started
-    status(f"loaded in {load_s:.1f}s; running {suite.name} ({len(suite.items)} items)")
+    items = len(suite.items) if request.limit is None else min(request.limit, len(suite.items))
+    status(f"loaded in {load_s:.1f}s; running {suite.name} ({items} items)")
     try:
-        options = RunOptions(request.seed, request.scorers, request.batch_size, request.limit,
-                             settings.code_version())
+        seed = 0 if request.seed is None else request.seed
+        options = RunOptions(seed, request.scorers, request.batch_size, request.limit, settings.code_version(),
+                             request.settings)
         outcome = run_suite(store.sessions, suite, backend, model.record(), options, on_progress)
     finally:
         backend.close()

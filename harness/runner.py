@@ -3,8 +3,10 @@
     outcome = run_suite(sessions, suite, model, backend, RunOptions(seed=0))
 
 A run is identified by its fingerprint (model, suite version, generation settings, seed,
-scorers). If a run with that fingerprint was interrupted (a killed process leaves it
-``running``), the next call resumes it: stored outputs are kept, the rest is generated.
+scorers, item limit). If a run with that fingerprint was interrupted (a killed process leaves it
+``running``), the next call resumes it: stored outputs are kept, the rest is generated. If one completed
+under the same evaltune version, that run is the answer (``RunOutcome.reused``): it would be served wholly
+from the cache and scored by the same code, so a new row would only repeat it.
 Outputs already made by any earlier run with the same cache key are copied, not regenerated.
 Each batch is written in its own transaction, so a kill loses at most one batch. Every write survives a
 short loss of the store (a PostgreSQL restart) by redoing its transaction (``db.engine.in_transaction``).
@@ -17,9 +19,9 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,12 +29,12 @@ from evaltune.db import queries
 from evaltune.db.base import utcnow
 from evaltune.db.engine import in_transaction
 from evaltune.db.evaluation import Run
-from evaltune.harness.backends.base import Backend
+from evaltune.harness.backends.base import Backend, OutputsDone, generate_with_progress
 from evaltune.harness.model_resolution import ModelRecord
 from evaltune.harness.prompts import PromptError, storable_text
 from evaltune.harness.scoring import MetricRow, score_run
 from evaltune.harness.store_records import generation_totals, store_model_version, store_suite
-from evaltune.harness.suite import SuiteSpec
+from evaltune.harness.suite import Item, SettingsOverrides, SuiteSpec
 from evaltune.harness.work import Work, plan_work
 from evaltune.metrics.registry import get_scorer
 
@@ -47,6 +49,11 @@ class RunOptions:
     batch_size: int | None = None  # None: the suite's own
     limit: int | None = None  # only the first N items
     code_version: str = ""
+    settings: SettingsOverrides = field(default_factory=SettingsOverrides)  # instead of the suite's own
+
+
+# "resumed": an interrupted run goes on; "reused": a completed run with the same fingerprint is the answer.
+RunState = Literal["new", "resumed", "reused"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class RunOutcome:
     already_stored: int
     metrics: list[MetricRow]
     stats: dict[str, Any]
+    reused: bool = False  # an earlier completed run with the same fingerprint: nothing generated or stored
 
 
 def run_suite(
@@ -70,21 +78,28 @@ def run_suite(
 ) -> RunOutcome:
     """Generate, store and score ``suite`` on ``backend``; return the run's id and metrics.
 
-    ``model`` is the model version the run belongs to (``ResolvedModel.record``), registered if new.
+    ``model`` is the model version the run belongs to (``ResolvedModel.record``), registered if new. The whole
+    suite is stored as its version; ``options.limit`` limits the run, not the version, so a full run and a
+    limited one pair on the items they share.
     """
     started = time.perf_counter()
     suite = _apply_options(suite, options)
+    items, limit = _limited(suite.items, options.limit)
     scorers = tuple(options.scorers if options.scorers is not None else suite.scorers)
+    fingerprint = run_fingerprint(backend.fingerprint, suite, options.seed, scorers, limit)
 
-    def start(session: Session) -> tuple[int, dict[str, int], bool]:
+    def start(session: Session) -> tuple[int, dict[str, int], RunState]:
         model_id = store_model_version(session, model, backend.fingerprint)
         suite_id, item_ids = store_suite(session, suite)
-        run, resumed = _start_or_resume(session, suite, suite_id, model_id, backend, scorers, options)
-        return run.id, item_ids, resumed
+        run, state = _start_or_resume(session, suite, suite_id, model_id, fingerprint, scorers, options, limit)
+        return run.id, item_ids, state
 
     # Every prompt is rendered before anything is stored: an item the model cannot take fails the run up front.
-    planned = _plan(backend, suite, options.seed, scorers)
-    run_id, item_ids, resumed = in_transaction(sessions, start)
+    planned = _plan(backend, suite, items, options.seed, scorers)
+    run_id, item_ids, state = in_transaction(sessions, start)
+    if state == "reused":
+        return in_transaction(sessions, partial(_reused_outcome, run_id=run_id, started=started))
+    resumed = state == "resumed"
     work = [replace(w, item_row_id=item_ids[w.item.id]) for w in planned]
     counts = _generate_missing(sessions, run_id, backend, suite, work, on_progress)
     _redo_lost(sessions, run_id, backend, suite, work)
@@ -102,19 +117,26 @@ def run_suite(
                       metrics, stats)
 
 
-def _plan(backend: Backend, suite: SuiteSpec, seed: int, scorers: Sequence[str]) -> list[Work]:
+def _plan(backend: Backend, suite: SuiteSpec, items: Sequence[Item], seed: int, scorers: Sequence[str]) -> list[Work]:
     try:
-        return plan_work(backend, suite.items, suite.generation, seed, wants_reference_logprobs(scorers))
+        return plan_work(backend, items, suite.generation, seed, wants_reference_logprobs(scorers))
     except PromptError as error:
         raise PromptError(f"suite {suite.source or suite.name}: {error}") from None
 
 
 def _apply_options(suite: SuiteSpec, options: RunOptions) -> SuiteSpec:
-    if options.limit is not None:
-        suite = replace(suite, items=suite.items[: options.limit])
+    """The suite with the run's generation settings (its batch size and overrides) in place of its own."""
+    generation = options.settings.apply(suite.generation)
     if options.batch_size is not None:
-        suite = replace(suite, generation=replace(suite.generation, batch_size=options.batch_size))
-    return suite
+        generation = replace(generation, batch_size=options.batch_size)
+    return replace(suite, generation=generation)
+
+
+def _limited(items: tuple[Item, ...], limit: int | None) -> tuple[tuple[Item, ...], int | None]:
+    """The first ``limit`` items, and the limit as the run records it: None when it leaves every item in."""
+    if limit is None or limit >= len(items):
+        return items, None
+    return items[:limit], limit
 
 
 def wants_reference_logprobs(scorers: Sequence[str]) -> bool:
@@ -122,8 +144,13 @@ def wants_reference_logprobs(scorers: Sequence[str]) -> bool:
     return any({"reference", "logprobs"} <= set(get_scorer(name).needs) for name in scorers)
 
 
-def run_fingerprint(model_fp: str, suite: SuiteSpec, seed: int, scorers: Sequence[str]) -> str:
-    payload = [model_fp, suite.content_hash, suite.generation.identity(), seed, sorted(scorers)]
+def run_fingerprint(
+    model_fp: str, suite: SuiteSpec, seed: int, scorers: Sequence[str], limit: int | None = None
+) -> str:
+    """What makes two runs the same run: model, suite version, settings, the seed where it matters, scorers and
+    item limit (``suite`` carries the run's own generation settings)."""
+    settings = suite.generation
+    payload = [model_fp, suite.content_hash, settings.identity(), settings.output_seed(seed), sorted(scorers), limit]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -132,20 +159,24 @@ def _start_or_resume(
     suite: SuiteSpec,
     suite_id: int,
     model_id: int,
-    backend: Backend,
+    fingerprint: str,
     scorers: tuple[str, ...],
     options: RunOptions,
-) -> tuple[Run, bool]:
-    fingerprint = run_fingerprint(backend.fingerprint, suite, options.seed, scorers)
+    limit: int | None,
+) -> tuple[Run, RunState]:
+    done = queries.find_completed_run(session, fingerprint, options.code_version)
+    if done is not None:
+        return done, "reused"
     existing = queries.find_resumable_run(session, fingerprint)
     if existing is not None:
         existing.status = "running"
-        return existing, True
+        return existing, "resumed"
     run = Run(
         suite_id=suite_id,
         model_version_id=model_id,
         generation=suite.generation.identity() | {"batch_size": suite.generation.batch_size},
         seed=options.seed,
+        item_limit=limit,
         scorers=list(scorers),
         fingerprint=fingerprint,
         status="running",
@@ -153,7 +184,21 @@ def _start_or_resume(
     )
     session.add(run)
     session.flush()
-    return run, False
+    return run, "new"
+
+
+def _reused_outcome(session: Session, run_id: int, started: float) -> RunOutcome:
+    """A completed run as ``run_suite`` reports it: its stored metrics, its outputs' totals, and this call's
+    counts and time, in which every output counts as served from the cache (where a new run would have found
+    them all). Nothing is written."""
+    run = session.get_one(Run, run_id)
+    metrics = [MetricRow(m.name, m.scorer, m.family, m.higher_is_better, m.value, m.ci_low, m.ci_high, m.n,
+                         dict(m.details or {})) for m in run.metrics]
+    totals = generation_totals(session, run_id)
+    counts = {"already_stored": 0, "from_cache": int(totals["outputs"]), "generated": 0}
+    stats = dict(run.stats or {}) | counts | totals | {
+        "generation_s": 0.0, "total_s": round(time.perf_counter() - started, 3), "tokens_per_s": None}
+    return RunOutcome(run_id, False, 0, counts["from_cache"], 0, metrics, stats, reused=True)
 
 
 def _generate_missing(
@@ -183,7 +228,7 @@ def _generate_missing(
     if on_progress:
         on_progress(done, len(work))
     for batch in _batches(todo, suite.generation.batch_size):
-        rows = _run_batch(run_id, backend, suite, batch)
+        rows = _run_batch(run_id, backend, suite, batch, _within_batch(on_progress, done, len(work)))
         in_transaction(sessions, partial(queries.insert_generations, rows=rows))
         done += len(batch)
         counts["generated"] += len(batch)
@@ -213,13 +258,29 @@ def _batches(work: list[Work], size: int) -> list[list[Work]]:
     return [ordered[start : start + size] for start in range(0, len(ordered), max(1, size))]
 
 
-def _run_batch(run_id: int, backend: Backend, suite: SuiteSpec, batch: list[Work]) -> list[dict[str, Any]]:
+def _within_batch(on_progress: ProgressCallback | None, done: int, total: int) -> OutputsDone | None:
+    """A callback for the backend that moves the progress as outputs finish inside a batch (the batch's end
+    then sets it exactly), so a batch of 256 is not one jump."""
+    if on_progress is None:
+        return None
+    finished = done
+
+    def on_output(count: int) -> None:
+        nonlocal finished
+        finished += count
+        on_progress(finished, total)
+
+    return on_output
+
+
+def _run_batch(run_id: int, backend: Backend, suite: SuiteSpec, batch: list[Work],
+               on_output: OutputsDone | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     choice_work = [w for w in batch if w.item.is_multiple_choice]
     text_work = [w for w in batch if not w.item.is_multiple_choice]
     if text_work:
         requests = [w.generation_request(suite.generation) for w in text_work]
-        for w, completion in zip(text_work, backend.generate(requests), strict=True):
+        for w, completion in zip(text_work, generate_with_progress(backend, requests, on_output), strict=True):
             rows.append(_row(run_id, w, output=completion.text, prompt_tokens=completion.prompt_tokens,
                              completion_tokens=completion.completion_tokens, latency_s=completion.latency_s,
                              finish_reason=completion.finish_reason))

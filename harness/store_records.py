@@ -36,7 +36,10 @@ def store_model_version(session: Session, model: ModelRecord, fingerprint: str) 
 
 
 def store_suite(session: Session, suite: SuiteSpec) -> tuple[int, dict[str, int]]:
-    """The suite version's id and its items' row ids by item id, storing them if new."""
+    """The suite version's id and its items' row ids by item id, storing them if new.
+
+    The version keeps the settings that are part of its identity (chat mode, system prompt: what each item
+    asks); the sampling settings a run used are on the run (``Run.generation``)."""
     items = []
     for data in map(item_to_dict, suite.items):
         data["key"] = data.pop("id")
@@ -47,7 +50,7 @@ def store_suite(session: Session, suite: SuiteSpec) -> tuple[int, dict[str, int]
         content_hash=suite.content_hash,
         description=suite.description,
         source=suite.source,
-        generation=suite.generation.identity(),
+        generation=suite.generation.prompt_identity(),
         scorers=list(suite.scorers),
         items=items,
     )
@@ -67,7 +70,9 @@ def item_from_row(row: SuiteItem) -> Item:
 
 
 def settings_from_row(suite: Suite) -> GenerationSettings:
-    """The generation settings a stored suite version was run with (batch size, not stored, is the default)."""
+    """The prompt settings of a stored suite version (chat mode, system prompt: all that rebuilding a prompt
+    needs); the other fields are the defaults, or the first suite file's values in a store written before
+    versions left sampling settings to the run (``Run.generation`` holds a run's own)."""
     stored = {key: value for key, value in (suite.generation or {}).items() if key in _SETTINGS_FIELDS}
     if "stop" in stored:
         stored["stop"] = tuple(stored["stop"] or ())

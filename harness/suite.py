@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
@@ -53,7 +53,8 @@ class Item:
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """How outputs are generated. Part of a run's identity and of every cache key."""
+    """How outputs are generated. Part of a run's identity and of every cache key; of a suite version's identity
+    only the prompt settings (``prompt_identity``) are, since they change what the model is asked."""
 
     max_new_tokens: int = 64
     temperature: float = 0.0
@@ -75,6 +76,47 @@ class GenerationSettings:
         data["stop"] = list(self.stop)
         return data
 
+    def prompt_identity(self) -> dict[str, Any]:
+        """The fields that change the prompt the model reads (the rest change how it answers)."""
+        return {"chat": self.chat, "system_prompt": self.system_prompt}
+
+    def output_seed(self, seed: int) -> int:
+        """The part of ``seed`` that can change an output: none under greedy decoding, where every seed gives
+        the same outputs (so greedy runs share cache entries whatever their seed)."""
+        return 0 if self.greedy else seed
+
+
+@dataclass(frozen=True)
+class SettingsOverrides:
+    """Generation settings a run sets instead of the suite's (``evaltune run --temperature`` and so on);
+    None keeps the suite's own."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_new_tokens: int | None = None
+    samples: int | None = None
+
+    def __post_init__(self) -> None:
+        wrong = [
+            ("--temperature", self.temperature, "a number >= 0 (0 = greedy)",
+             self.temperature is not None and not self.temperature >= 0),
+            ("--top-p", self.top_p, "a number in (0, 1]", self.top_p is not None and not 0 < self.top_p <= 1),
+            ("--max-new-tokens", self.max_new_tokens, "a whole number >= 1",
+             self.max_new_tokens is not None and self.max_new_tokens < 1),
+            ("--samples", self.samples, "a whole number >= 1", self.samples is not None and self.samples < 1),
+        ]
+        for option, value, wanted, bad in wrong:
+            if bad:
+                raise ValueError(f"{option} must be {wanted}, not {value!r}")
+
+    def apply(self, settings: GenerationSettings) -> GenerationSettings:
+        """``settings`` with every override that is set."""
+        changes: dict[str, Any] = {k: v for k, v in asdict(self).items() if v is not None}
+        for number in ("temperature", "top_p"):  # 1 and 1.0 must hash alike in cache keys
+            if number in changes:
+                changes[number] = float(changes[number])
+        return replace(settings, **changes)
+
 
 @dataclass(frozen=True)
 class SuiteSpec:
@@ -87,12 +129,13 @@ class SuiteSpec:
 
     @property
     def content_hash(self) -> str:
-        """The suite's version: a hash of its items, settings and scorers (not its source path)."""
+        """The suite's version: a hash of its name, its items and the prompt settings that shape what each item
+        asks (chat mode, system prompt); not its source path. Sampling settings, scorers, seed and item limit
+        belong to a run: runs that differ only in those are runs of one suite version, and pair item by item."""
         payload = {
             "name": self.name,
             "items": [item_to_dict(item) for item in self.items],
-            "generation": self.generation.identity(),
-            "scorers": list(self.scorers),
+            "prompt": self.generation.prompt_identity(),
         }
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()

@@ -1,7 +1,8 @@
 """What a run has to do: one unit of work per (item, sample), each with its cache key.
 
 The cache key is a hash of (model fingerprint, rendered prompt, generation settings,
-sample index, seed): anything that could change the output is in it, and nothing else.
+sample index, seed): anything that could change the output is in it, and nothing else (so under greedy
+decoding the seed is left out: ``GenerationSettings.output_seed``).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def plan_work(
     """
     fingerprint = backend.fingerprint
     identity = settings.identity()
+    key_seed = settings.output_seed(seed)
     work: list[Work] = []
     for item in items:
         if item.is_multiple_choice:
@@ -102,6 +104,6 @@ def plan_work(
             with_refs = score_references and index == 0 and bool(item.references) and isinstance(rendered, str)
             # References are not in the key: a cached output stands in, and the runner scores the
             # references again for it (a forward pass, no generation).
-            key = cache_key(fingerprint, text, identity, index, seed)
+            key = cache_key(fingerprint, text, identity, index, key_seed)
             work.append(Work(item, 0, index, key, rendered, sample, with_refs))
     return work

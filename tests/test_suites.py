@@ -187,10 +187,27 @@ def test_content_hash_changes_when_an_item_changes(tmp_path: Path) -> None:
     assert read_suite_file(path).content_hash != before
 
 
-def test_content_hash_changes_when_settings_change(tmp_path: Path) -> None:
+def test_sampling_settings_and_scorers_leave_the_version_alone(tmp_path: Path) -> None:
+    """A suite version is its items (and what they ask): runs with other sampling settings pair with it."""
     path = copy_regression(tmp_path)
     before = read_suite_file(path).content_hash
-    path.write_text(path.read_text().replace("max_new_tokens: 48", "max_new_tokens: 49"))
+    text = path.read_text()
+    for old, new in [("max_new_tokens: 48", "max_new_tokens: 49"), ("temperature: 0.0", "temperature: 0.7"),
+                     ("top_p: 1.0", "top_p: 0.9"), ("samples: 1", "samples: 3"), ("batch_size: 256", "batch_size: 8"),
+                     ("scorers: [exact_match, ", "scorers: [")]:
+        assert old in text
+        text = text.replace(old, new)
+    path.write_text(text)
+    assert read_suite_file(path).content_hash == before
+
+
+@pytest.mark.parametrize(("old", "new"), [("chat: auto", "chat: never"), ("Answer briefly", "Reply briefly"),
+                                          ("name: regression", "name: release")])
+def test_prompt_settings_and_the_name_make_a_new_version(tmp_path: Path, old: str, new: str) -> None:
+    """Chat mode and system prompt change what every item asks, so they are part of the version."""
+    path = copy_regression(tmp_path)
+    before = read_suite_file(path).content_hash
+    path.write_text(path.read_text().replace(old, new, 1))
     assert read_suite_file(path).content_hash != before
 
 

@@ -1,12 +1,14 @@
-"""``evaltune suites list`` and ``evaltune suites validate FILE``."""
+"""``evaltune suites list``, ``validate FILE``, ``show NAME`` and ``copy NAME DEST``."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
+from pathlib import Path
 
 import click
 
-from evaltune.errors import user_errors
+from evaltune.errors import UserError, user_errors
 
 
 @click.group()
@@ -44,3 +46,61 @@ def validate(file: str) -> None:
     click.echo(f"ok: {suite.name}, {len(suite.items)} items ({mc} multiple choice), version {suite.content_hash[:12]}")
     if kinds:
         click.echo("by first tag: " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))
+
+
+@suites.command("show")
+@click.argument("name")
+def show(name: str) -> None:
+    """Print built-in suite NAME's file as it is (where it lives goes to stderr), to read or to start from."""
+    from evaltune.harness.builtin import builtin_path
+    from evaltune.harness.loaders.files import read_text
+    from evaltune.harness.loaders.yaml_suite import suite_files
+
+    with user_errors():
+        path = builtin_path(name)
+        extra = suite_files(path)[1:]
+        text = read_text(path)
+    beside = f"; it reads {', '.join(str(path.parent / f) for f in extra)}" if extra else ""
+    click.echo(f"{name}: {path}{beside}; 'evaltune suites copy {name} DEST' makes a copy to edit", err=True)
+    click.echo(text, nl=False)
+
+
+@suites.command("copy")
+@click.argument("name")
+@click.argument("dest", type=click.Path(path_type=Path))
+def copy(name: str, dest: Path) -> None:
+    """Copy built-in suite NAME, with the items file it reads, to DEST: a folder, or a file name ending in .yaml.
+
+    Nothing is overwritten. The copy is the same suite version until its name, items or prompt settings change,
+    so runs of the copy with other sampling settings compare item by item with runs of the built-in suite.
+    """
+    from evaltune.harness.builtin import builtin_path
+    from evaltune.harness.loaders import SUITE_SUFFIXES
+    from evaltune.harness.loaders.yaml_suite import suite_files
+
+    with user_errors():
+        source = builtin_path(name)
+        files = suite_files(source)
+    if dest.is_dir():
+        target = dest / source.name
+    elif dest.suffix.lower() in SUITE_SUFFIXES:
+        target = dest
+    else:
+        raise UserError(f"DEST {dest}: not a folder and not a .yaml file name; give an existing folder or a "
+                        f"path ending in .yaml (nothing was copied)")
+    pairs = [(source, target)] + [(source.parent / f, target.parent / f) for f in files[1:]]
+    taken = [str(to) for _, to in pairs if to.exists()]
+    if taken:
+        raise UserError(f"{', '.join(taken)} already exists; move it away or choose another DEST (nothing was copied)")
+    written: list[Path] = []
+    try:
+        for from_path, to_path in pairs:
+            to_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(from_path, to_path)
+            written.append(to_path)
+    except OSError as error:
+        for path in written:  # half a suite (the file without its items) would fail to load later
+            path.unlink(missing_ok=True)
+        raise UserError(f"cannot write {error.filename or dest}: {error.strerror}; choose another DEST") from None
+    copied = ", ".join(str(to) for _, to in pairs)
+    click.echo(f"copied {name} to {copied}; run it with 'evaltune run {target}'")

@@ -66,7 +66,7 @@ from evaltune.harness.loaders.items import check_items, item_from_dict
 from evaltune.harness.loaders.templates import apply_templates, check_template
 from evaltune.harness.suite import Item, SuiteError, SuiteSpec
 
-__all__ = ["item_from_dict", "read_suite_file", "suite_from_dict"]
+__all__ = ["item_from_dict", "read_suite_file", "suite_files", "suite_from_dict"]
 
 ITEM_SOURCES = ("items", "items_file", "source")
 SUITE_KEYS = frozenset(
@@ -79,6 +79,19 @@ def read_suite_file(path: str | Path) -> SuiteSpec:
     path = Path(path)
     data = read_yaml(path)
     return suite_from_dict(data, str(path), path.parent)
+
+
+def suite_files(path: str | Path) -> list[Path]:
+    """The files a copy of the suite file needs beside it, relative to its folder: the file itself, then its
+    ``items_file`` when that is a relative path (a copy reads an absolute one from where it is). A ``source:``
+    block's data is not among them: it is a benchmark's own files, and the built-in suites have none."""
+    path = Path(path)
+    data = read_yaml(path)
+    files = [Path(path.name)]
+    items_file = data.get("items_file") if isinstance(data, Mapping) else None
+    if isinstance(items_file, str) and items_file.strip() and not Path(items_file).expanduser().is_absolute():
+        files.append(Path(items_file))
+    return files
 
 
 def suite_from_dict(data: Any, source: str, base_dir: Path) -> SuiteSpec:
