@@ -21,46 +21,50 @@ def _fmt(value: float) -> str:
     return "—" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
-def _p_value(metric: dict[str, Any]) -> str:
-    p = (metric.get("details") or {}).get("p_value")
-    return "" if p is None else f"{p:.3f}"
+def metrics_table(metrics: list[dict[str, Any]], fold: bool = False) -> str:
+    """metric | family | value | 95% CI | n | p | note, one row per metric (``fold``: one per bias scorer, its
+    worst attribute; see ``reports.run_metrics``), p where a metric has a test (bias gaps), then what the notes mean.
+    """
+    from evaltune.reports.run_metrics import metric_lines, table_notes
 
-
-def metrics_table(metrics: list[dict[str, Any]]) -> str:
-    """metric | family | value | 95% CI | n, one row per metric, and p where a metric has a test (bias gaps)."""
-    header = ("metric", "family", "value", "95% CI", "n", "p")
+    lines = metric_lines(metrics, fold=fold)
+    header = ("metric", "family", "value", "95% CI", "n", "p", "note")
     rows = [
-        (m["name"] + (" ↑" if m["higher_is_better"] else " ↓"), m["family"], _fmt(m["value"]),
-         f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]", str(m["n"]), _p_value(m))
-        for m in metrics
+        (line.name + (" ↑" if line.higher_is_better else " ↓"), line.family, _fmt(line.value),
+         f"[{_fmt(line.ci_low)}, {_fmt(line.ci_high)}]", str(line.n),
+         "" if line.p_value is None else f"{line.p_value:.3f}", line.note)
+        for line in lines
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in [header, *rows]]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    notes = table_notes(lines)
+    return "\n".join(text + (["", *notes] if notes else []))
 
 
-def format_summary(evaluation: Evaluation, as_json: bool = False) -> str:
-    """What ``evaltune run`` prints: a header and the metrics table, or (``as_json``) the same as JSON."""
+def format_summary(evaluation: Evaluation, as_json: bool = False, show_all: bool = False) -> str:
+    """What ``evaltune run`` prints: a header and the metrics table, each bias scorer's attributes folded into
+    one row unless ``show_all``; or (``as_json``) every metric as JSON."""
     outcome = evaluation.outcome
     metrics = [m.__dict__ for m in outcome.metrics]
     if as_json:
         return json.dumps({"schema_version": RUN_SCHEMA_VERSION, "run_id": outcome.run_id,
                            "suite": evaluation.suite.name, "model": evaluation.model.display_name,
-                           "resumed": outcome.resumed, "load_s": round(evaluation.load_s, 3), "stats": outcome.stats,
-                           "metrics": metrics}, indent=2)
+                           "resumed": outcome.resumed, "reused": outcome.reused, "load_s": round(evaluation.load_s, 3),
+                           "stats": outcome.stats, "metrics": metrics}, indent=2)
     stats = outcome.stats
     head = [
         f"run {outcome.run_id}: suite {evaluation.suite.name} on {evaluation.model.display_name}"
-        + (" (resumed)" if outcome.resumed else ""),
+        + (" (resumed)" if outcome.resumed else "")
+        + (" (the same run, already in the store: nothing generated or stored)" if outcome.reused else ""),
         f"outputs: {stats.get('outputs', 0)} ({outcome.generated} generated, {outcome.from_cache} from cache,"
         f" {outcome.already_stored} already stored); model load {evaluation.load_s:.1f}s,"
         f" run {stats.get('total_s', 0):.1f}s"
         + (f", {stats['tokens_per_s']:.1f} tok/s" if stats.get("tokens_per_s") else ""),
         "",
     ]
-    return "\n".join(head) + metrics_table(metrics)
+    return "\n".join(head) + metrics_table(metrics, fold=not show_all)
 
 
 def run_as_dict(run: Run) -> dict[str, Any]:
@@ -74,6 +78,7 @@ def run_as_dict(run: Run) -> dict[str, Any]:
         "model_version_id": run.model_version_id,
         "status": run.status,
         "seed": run.seed,
+        "item_limit": run.item_limit,  # the first N items of the suite; null: all
         "generation": run.generation,
         "scorers": run.scorers,
         "created_at": run.created_at.isoformat(),
@@ -83,6 +88,6 @@ def run_as_dict(run: Run) -> dict[str, Any]:
         "metrics": [
             {"name": m.name, "family": m.family, "higher_is_better": m.higher_is_better, "value": m.value,
              "ci_low": m.ci_low, "ci_high": m.ci_high, "n": m.n, "details": m.details}
-            for m in run.metrics
+            for m in sorted(run.metrics, key=lambda m: m.id)  # as stored: the order the run's summary listed them
         ],
     }

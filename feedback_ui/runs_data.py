@@ -9,11 +9,13 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from evaltune.db import queries
-from evaltune.db.evaluation import Generation, RunMetric, Score, SuiteItem
+from evaltune.db.evaluation import Generation, RunMetric, SuiteItem
 from evaltune.db.ratings import Rating, User
 from evaltune.feedback_ui.campaigns import parse_filters, score_passes
-from evaltune.feedback_ui.rating_task import prompt_text
 from evaltune.feedback_ui.transactions import has_tag
+from evaltune.reports.outputs import OutputRow, check_scorers, check_tag, failure_condition, output_rows
+from evaltune.reports.outputs_format import item_label, score_text
+from evaltune.reports.run_metrics import metric_lines
 
 PAGE_SIZE = 25
 
@@ -32,20 +34,42 @@ def runs_table(session: Session, limit: int = 50) -> list[dict[str, Any]]:
 
 
 def run_metrics(session: Session, run_id: int) -> list[dict[str, Any]]:
-    """One run's metrics with their 95% intervals and n."""
+    """One run's metrics, every one (the table sorts and scrolls; nothing folded), under the names the run
+    summary and reports use, with 95% intervals, n, p for bias gaps and the summary's ``(small n)`` mark."""
     stmt = select(RunMetric).where(RunMetric.run_id == run_id).order_by(RunMetric.name)
-    return [{"metric": m.name, "family": m.family, "better": "higher" if m.higher_is_better else "lower",
-             "value": round(m.value, 4), "95% CI": f"[{m.ci_low:.3f}, {m.ci_high:.3f}]", "n": m.n}
-            for m in session.execute(stmt).scalars()]
+    metrics = [{"name": m.name, "family": m.family, "higher_is_better": m.higher_is_better, "value": m.value,
+                "ci_low": m.ci_low, "ci_high": m.ci_high, "n": m.n, "details": m.details}
+               for m in session.execute(stmt).scalars()]
+    return [{"metric": line.name, "family": line.family, "better": "higher" if line.higher_is_better else "lower",
+             "value": round(line.value, 4), "95% CI": f"[{line.ci_low:.3f}, {line.ci_high:.3f}]", "n": line.n,
+             "p": None if line.p_value is None else round(line.p_value, 4), "note": line.note}
+            for line in metric_lines(metrics)]
 
 
 @dataclass(frozen=True)
 class OutputFilter:
-    """What to show of a run: a tag, score rules (as in campaigns), text in the output."""
+    """What to show of a run: a tag, score rules (as in campaigns), text in the output, only failures."""
 
     tag: str | None = None
     score_rules: list[str] = field(default_factory=list)
     text: str | None = None
+    failures: bool = False  # reports.outputs.FAILURE_RULE
+
+
+@dataclass(frozen=True)
+class ShownOutput:
+    """One output of the page and its single-output ratings."""
+
+    row: OutputRow
+    ratings: list[dict[str, Any]]
+
+
+def check_filter(session: Session, run_id: int, flt: OutputFilter) -> None:
+    """Raise ``OutputsError`` for a tag no item of the run carries or a score rule on a scorer the run lacks
+    (``CampaignError`` for a rule that cannot be read), each naming the closest that exists."""
+    if flt.tag:
+        check_tag(session, run_id, flt.tag)
+    check_scorers(session, run_id, [rule["scorer"] for rule in parse_filters(flt.score_rules).scores])
 
 
 def _filtered(session: Session, run_id: int, flt: OutputFilter) -> Select[Any]:
@@ -55,6 +79,8 @@ def _filtered(session: Session, run_id: int, flt: OutputFilter) -> Select[Any]:
     conditions += [score_passes(Generation.id, rule) for rule in parse_filters(flt.score_rules).scores]
     if flt.text:
         conditions.append(Generation.output.contains(flt.text, autoescape=True))
+    if flt.failures:
+        conditions.append(failure_condition(session, run_id))
     return select(Generation.id).join(SuiteItem, SuiteItem.id == Generation.item_id).where(*conditions)
 
 
@@ -65,32 +91,28 @@ def count_outputs(session: Session, run_id: int, flt: OutputFilter) -> int:
 
 
 def outputs_page(session: Session, run_id: int, flt: OutputFilter, page: int, page_size: int = PAGE_SIZE
-                 ) -> list[dict[str, Any]]:
-    """One page (0-based) of the run's outputs that pass the filter, with their scores and rating counts.
+                 ) -> list[ShownOutput]:
+    """One page (0-based, in suite order) of the run's outputs that pass the filter, each with its question,
+    references, the scores that apply to it and its ratings.
 
-    Three queries whatever the page or run size: the page's generations, their scores, their ratings
-    (single-output ratings: A/B votes belong to a pair and are shown on the Agreement and Adjudicate pages).
+    Four queries whatever the page or run size: the page's ids, their rows and scores (``reports.outputs``),
+    their ratings (single-output ratings: A/B votes belong to a pair and are shown on the Agreement and
+    Adjudicate pages).
     """
-    ids = _filtered(session, run_id, flt).order_by(Generation.id).limit(page_size).offset(page * page_size)
-    rows = session.execute(
-        select(Generation.id, SuiteItem.key, SuiteItem.input, SuiteItem.references, SuiteItem.tags,
-               Generation.sample_index, Generation.output)
-        .join(SuiteItem, SuiteItem.id == Generation.item_id)
-        .where(Generation.id.in_(ids.scalar_subquery()))
-        .order_by(Generation.id)
-    ).all()
-    gen_ids = [row[0] for row in rows]
-    scores: dict[int, dict[str, float | None]] = {gid: {} for gid in gen_ids}
-    for gid, scorer, value in session.execute(
-        select(Score.generation_id, Score.scorer, Score.value).where(Score.generation_id.in_(gen_ids))
-    ):
-        if gid is not None:
-            scores[gid][scorer] = value
-    ratings = _page_ratings(session, gen_ids)
-    return [{"generation": gid, "item": key, "sample": sample, "prompt": prompt_text(item_input),
-             "references": [str(r) for r in refs or []], "tags": list(tags or []), "output": output,
-             "scores": scores[gid], "ratings": ratings.get(gid, [])}
-            for gid, key, item_input, refs, tags, sample, output in rows]
+    stmt = (_filtered(session, run_id, flt).order_by(SuiteItem.position, Generation.sample_index)
+            .limit(page_size).offset(page * page_size))
+    ids = list(session.execute(stmt).scalars())
+    ratings = _page_ratings(session, ids)
+    return [ShownOutput(row, ratings.get(row.generation_id, [])) for row in output_rows(session, run_id, ids)]
+
+
+def outputs_table(page: list[ShownOutput]) -> list[dict[str, Any]]:
+    """The page as table rows: item, question, reference, output, the scores that apply, failures, ratings."""
+    return [{"item": item_label(shown.row),
+             "question": shown.row.question, "reference": " | ".join(shown.row.references),
+             "output": shown.row.output, "scores": score_text(shown.row), "failed": ", ".join(shown.row.failed),
+             "ratings": rating_summary(shown.ratings)}
+            for shown in page]
 
 
 def _page_ratings(session: Session, gen_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

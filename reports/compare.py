@@ -1,7 +1,8 @@
 """Baseline vs candidate on the items both runs share: paired deltas, verdicts, flips, tags, bias gaps.
 
 Items are matched by their suite item key, so two versions of a suite compare on the keys they share.
-The statistics are ``metrics.stats.paired`` and ``metrics.stats.intervals``; this module only arranges them.
+Metrics are the runs' own (``RunMetric.name``, the names the run summary prints), compared by
+``reports.metric_compare``; flips, tags and distributions use the per-item values of its paired rows.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ import math
 
 from sqlalchemy.orm import Session
 
-from evaltune.metrics.registry import UnknownScorerError, get_scorer
-from evaltune.metrics.stats.intervals import is_binary, mean_with_ci
-from evaltune.metrics.stats.paired import benjamini_hochberg, paired_delta
+from evaltune.metrics.stats.intervals import is_binary
+from evaltune.reports.differences import differences
 from evaltune.reports.human import human_ratings
-from evaltune.reports.load import ReportError, RunData, load_lineage, load_run
-from evaltune.reports.records import ALPHA, BiasGap, FlippedItem, Interval, MetricComparison, Report, TagBreakdown
+from evaltune.reports.load import ReportError, RunData, degraded_line, load_lineage, load_run
+from evaltune.reports.metric_compare import Paired, compare_metrics
+from evaltune.reports.records import BiasGap, FlippedItem, Interval, MetricComparison, Report, TagBreakdown
 
 
 def build_report(session: Session, baseline_id: int, candidate_id: int) -> Report:
-    """The full comparison of two stored runs.
+    """The full comparison of two stored runs, with how they were made differently (``reports.differences``).
 
     Raises ``ReportError`` for an unknown run or runs that share no scored item.
     """
@@ -27,7 +28,7 @@ def build_report(session: Session, baseline_id: int, candidate_id: int) -> Repor
     shared = sorted(set(base.items) & set(cand.items))
     if not shared:
         raise ReportError(f"runs {baseline_id} and {candidate_id} share no items (different suites?)")
-    metrics, values = _compare_metrics(base, cand, shared)
+    metrics, values = compare_metrics(base, cand, shared)
     lineage = load_lineage(session, cand.info.model_version_id)
     has_parent = len(lineage) > 1
     return Report(
@@ -37,55 +38,9 @@ def build_report(session: Session, baseline_id: int, candidate_id: int) -> Repor
         tags=_tags(base, values), bias_gaps=_bias_gaps(base, cand),
         human=human_ratings(session, base, cand, shared),
         lineage=lineage if has_parent else [],
+        differences=differences(base.info, cand.info), degraded=degraded_line(lineage),
         distributions={name: (b, c) for name, (_keys, b, c) in values.items()},
     )
-
-
-def _direction(run: RunData, scorer: str) -> tuple[str, bool]:
-    for metric in run.metrics:
-        if metric.scorer == scorer:
-            return metric.family, metric.higher_is_better
-    try:
-        spec = get_scorer(scorer)
-    except UnknownScorerError:
-        return "quality", True
-    return spec.family, spec.higher_is_better
-
-
-Paired = dict[str, tuple[list[str], list[float], list[float]]]  # scorer -> (item keys, baseline, candidate)
-
-
-def _compare_metrics(base: RunData, cand: RunData, shared: list[str]) -> tuple[list[MetricComparison], Paired]:
-    rows = []
-    values: Paired = {}
-    for scorer in sorted(set(base.scores) & set(cand.scores)):
-        keys = [k for k in shared if k in base.scores[scorer] and k in cand.scores[scorer]]
-        if not keys:
-            continue
-        b = [base.scores[scorer][k] for k in keys]
-        c = [cand.scores[scorer][k] for k in keys]
-        values[scorer] = (keys, b, c)
-        rows.append((scorer, keys, b, c, paired_delta(b, c)))
-    q_values = benjamini_hochberg([row[4].p_value for row in rows])
-    comparisons = []
-    for (scorer, _keys, b, c, pd), q in zip(rows, q_values, strict=True):
-        family, higher = _direction(cand, scorer)
-        comparisons.append(MetricComparison(
-            scorer, family, higher, _interval(b), _interval(c), pd.delta, pd.ci_low, pd.ci_high,
-            pd.p_value, pd.test, q, _verdict(pd.delta, q, higher)))
-    comparisons.sort(key=lambda m: (m.family, m.name))
-    return comparisons, values
-
-
-def _interval(values: list[float]) -> Interval:
-    estimate = mean_with_ci(values)
-    return Interval(estimate.value, estimate.ci_low, estimate.ci_high, estimate.n)
-
-
-def _verdict(delta: float, q_value: float, higher_is_better: bool) -> str:
-    if math.isnan(q_value) or q_value >= ALPHA or delta == 0:
-        return "no significant change"
-    return "better" if (delta > 0) == higher_is_better else "worse"
 
 
 def _overall(metrics: list[MetricComparison]) -> str:
@@ -100,6 +55,8 @@ def _flipped(base: RunData, cand: RunData, metrics: list[MetricComparison], valu
     lost: dict[str, list[str]] = {}
     gained: dict[str, list[str]] = {}
     for metric in metrics:
+        if metric.name not in values:  # an unpaired row has no per-item values
+            continue
         keys, b_values, c_values = values[metric.name]
         if not (is_binary(b_values) and is_binary(c_values)):
             continue
@@ -114,7 +71,8 @@ def _flipped(base: RunData, cand: RunData, metrics: list[MetricComparison], valu
         item_b, item_c = base.items[key], cand.items[key]
         down, up = lost.get(key, []), gained.get(key, [])
         flips.append(FlippedItem(key, item_b["tags"], down, up, len(down) + len(up), item_b["prompt"],
-                                 item_b["output"], item_c["output"]))
+                                 item_b["output"], item_c["output"], question=item_b["question"],
+                                 context=item_b["context"], references=item_b["references"]))
     flips.sort(key=lambda f: (-f.impact, -len(f.lost), f.key))
     return flips
 

@@ -4,17 +4,18 @@
       exact_match:
         min: 0.6                                   # candidate value must be >= 0.6
         no_significant_regression: {min_effect: 0.02}
-      hallucination_rate:
+      grounded_hallucination_rate:
         max: 0.1
 
-A rule names a metric of the report: a scorer (``exact_match``), a bias gap (``sentiment_gap:gender``),
-or a human-rating figure (``human:likert``, ``human:win_rate``). A rule whose metric is missing fails:
-a gate never passes because it could not be checked.
+A rule names a metric as the run summary, ``runs show`` and the report name it (``RunMetric.name``):
+``exact_match``, ``grounded_hallucination_rate``, a gap per attribute (``cf_sentiment_gap:gender``), or a
+human-rating figure (``human:likert``, ``human:win_rate``). ``min`` and ``max`` bound the candidate's value,
+the number its summary printed. A rule whose metric is missing fails: a gate never passes because it could
+not be checked.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 from evaltune import textfiles
 from evaltune.reports.records import ALPHA, MetricComparison, Report
+from evaltune.suggestions import did_you_mean
 
 RULES = ("min", "max", "no_significant_regression")
 REGRESSION_FIELDS = ("min_effect", "alpha")
@@ -86,7 +88,7 @@ def _parse_metric(path: Path, metric: str, rules: Any) -> list[Rule]:
     for kind, spec in rules.items():
         where = f"{path}: gate '{metric}', rule '{kind}'"
         if kind not in RULES:
-            hint = _did_you_mean(str(kind), RULES)
+            hint = did_you_mean(str(kind), RULES)
             raise GateFileError(f"{where}: unknown rule{hint}; use one of {', '.join(RULES)}")
         if kind == "no_significant_regression":
             parsed.append(_regression_rule(where, metric, spec))
@@ -101,7 +103,7 @@ def _regression_rule(where: str, metric: str, spec: Any) -> Rule:
         raise GateFileError(f"{where}: expected {{min_effect: NUMBER, alpha: NUMBER}} (both optional), got {spec!r}")
     for key in spec:
         if key not in REGRESSION_FIELDS:
-            hint = _did_you_mean(str(key), REGRESSION_FIELDS)
+            hint = did_you_mean(str(key), REGRESSION_FIELDS)
             raise GateFileError(f"{where}: unknown field '{key}'{hint}; use min_effect and alpha (both optional)")
     min_effect = _number(where, "min_effect", spec.get("min_effect", 0.0))
     alpha = _number(where, "alpha", spec.get("alpha", ALPHA))
@@ -127,11 +129,6 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def candidate_values(report: Report) -> dict[str, float]:
     """Every figure a gate can bound: scorer means, bias gaps and human ratings of the candidate."""
     values = {m.name: m.candidate.value for m in report.metrics}
@@ -151,10 +148,15 @@ def check_gates(report: Report, rules: list[Rule]) -> GateOutcome:
 
 
 def _with_suggestion(result: GateResult, names: tuple[str, ...]) -> GateResult:
-    """A rule whose metric is missing says which metric of the report it probably meant (a typo)."""
+    """A rule whose metric is missing says which metric of the report it probably meant: a scorer's metrics
+    per attribute when it names the scorer (``cf_length_gap``), else the closest name (a typo)."""
     if result.actual is not None or result.rule.metric in names:
         return result
-    hint = _did_you_mean(result.rule.metric, names)
+    per_attribute = sorted(name for name in names if name.startswith(result.rule.metric + ":"))
+    if per_attribute:
+        hint = f"; its metrics are per attribute: {', '.join(per_attribute)}"
+    else:
+        hint = did_you_mean(result.rule.metric, names)
     return replace(result, message=result.message + hint) if hint else result
 
 

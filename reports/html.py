@@ -9,11 +9,13 @@ from __future__ import annotations
 from html import escape
 
 from evaltune.reports.gates import GateOutcome
-from evaltune.reports.markdown import FLIPS_SHOWN, fmt, fmt_interval
-from evaltune.reports.records import Report
+from evaltune.reports.markdown import FLIPS_SHOWN, UNPAIRED_NOTE, fmt, fmt_interval
+from evaltune.reports.outputs import shorten
+from evaltune.reports.records import UNPAIRED_TEST, FlippedItem, Report
 from evaltune.reports.svg import delta_plot, distribution_plot, tag_heatmap
 
 DISTRIBUTIONS_SHOWN = 12
+CONTEXT_SHOWN = 160  # characters of a flipped item's context passage
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#24292f;max-width:1200px}
@@ -22,7 +24,7 @@ text-align:left;vertical-align:top;font-size:13px}th{background:#f6f8fa}
 .better{color:#1a7f37;font-weight:600}.worse{color:#cf222e;font-weight:600}
 .pass{color:#1a7f37}.fail{color:#cf222e;font-weight:600}
 pre{white-space:pre-wrap;max-width:420px;margin:0;font-size:12px}.plots{display:flex;flex-wrap:wrap;gap:12px}
-.verdict{font-size:1.3rem}
+.verdict{font-size:1.3rem}.context{color:#57606a;font-size:12px;max-width:420px;margin-top:4px}
 """
 # No script, no requests, no forms, no <base>: even markup that escaped escaping could do nothing.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -41,21 +43,28 @@ def render_html(report: Report, gates: GateOutcome | None = None) -> str:
     """The report page; every user or model string is escaped."""
     b, c = report.baseline, report.candidate
     e = escape
-    parts = [f"<h1>{e(c.model)} vs {e(b.model)} on {e(b.suite)}</h1>",
-             f'<p class="verdict">Verdict: <span class="{e(report.verdict.split()[0])}">{e(report.verdict)}</span>'
-             f"</p><p>Candidate run {c.id} against baseline run {b.id}: {report.shared_items} shared items "
-             f"({report.baseline_only} only in the baseline, {report.candidate_only} only in the candidate).</p>"]
+    # A candidate from a degraded retune is said before anything else (retune.collapse).
+    parts = [f'<p class="fail">{e(report.degraded)}</p>'] if report.degraded else []
+    parts += [f"<h1>{e(c.model)} vs {e(b.model)} on {e(b.suite)}</h1>",
+              f'<p class="verdict">Verdict: <span class="{e(report.verdict.split()[0])}">{e(report.verdict)}</span>'
+              f"</p><p>Candidate run {c.id} against baseline run {b.id}: {report.shared_items} shared items "
+              f"({report.baseline_only} only in the baseline, {report.candidate_only} only in the candidate).</p>",
+              _differences(report)]
     if gates is not None:
         parts.append("<h2>Gates</h2>" + _table(["result", "rule", "detail"], [
             [f'<span class="{"pass" if r.passed else "fail"}">{"pass" if r.passed else "FAIL"}</span>',
              e(f"{r.rule.metric} {r.rule.kind}"), e(r.message)] for r in gates.results]))
     parts.append("<h2>Metrics</h2>" + _table(
-        ["family", "metric", "baseline", "candidate", "delta [95% CI]", "p", "q (BH)", "verdict"],
+        ["family", "metric", "baseline", "candidate", "delta [95% CI]", "test", "p", "q (BH)", "verdict"],
         [[e(m.family), e(m.name) + (" ↑" if m.higher_is_better else " ↓"), fmt_interval(m.baseline),
-          fmt_interval(m.candidate), f"{fmt(m.delta)} [{fmt(m.delta_ci_low)}, {fmt(m.delta_ci_high)}]",
+          fmt_interval(m.candidate), f"{fmt(m.delta)} [{fmt(m.delta_ci_low)}, {fmt(m.delta_ci_high)}]", e(m.test),
           fmt(m.p_value, 4), fmt(m.q_value, 4), f'<span class="{e(m.verdict.split()[0])}">{e(m.verdict)}</span>']
          for m in report.metrics]))
-    parts.append('<h2>Deltas</h2><div class="plots">' + delta_plot(report.metrics) + "</div>")
+    if any(m.test == UNPAIRED_TEST for m in report.metrics):
+        parts.append(f"<p>{e(UNPAIRED_NOTE.replace('*', ''))}</p>")
+    # The plot shows paired deltas, item by item; run-level rows are in the table above.
+    paired = [m for m in report.metrics if m.test != UNPAIRED_TEST]
+    parts.append('<h2>Deltas</h2><div class="plots">' + delta_plot(paired) + "</div>")
     if report.tags:
         direction = {m.name: m.higher_is_better for m in report.metrics}
         parts.append('<h2>Per tag</h2><div class="plots">' + tag_heatmap(report.tags, direction) + "</div>")
@@ -97,10 +106,29 @@ def _flips(report: Report) -> str:
         return "<h2>Flipped items</h2><p>None.</p>"
     shown = report.flipped[:FLIPS_SHOWN]
     return (f"<h2>Flipped items ({len(report.flipped)}; first {len(shown)})</h2>" + _table(
-        ["item", "prompt", "lost", "gained", "baseline output", "candidate output"],
-        [[escape(f.key), f"<pre>{escape(f.prompt)}</pre>", escape(", ".join(f.lost)), escape(", ".join(f.gained)),
-          f'<pre class="output">{escape(f.baseline_output)}</pre>',
+        ["item", "question", "reference", "lost", "gained", "baseline output", "candidate output"],
+        [[escape(f.key), _question(f), escape(" | ".join(f.references)) or "—", escape(", ".join(f.lost)),
+          escape(", ".join(f.gained)), f'<pre class="output">{escape(f.baseline_output)}</pre>',
           f'<pre class="output">{escape(f.candidate_output)}</pre>'] for f in shown]))
+
+
+def _question(flip: FlippedItem) -> str:
+    """The item's question as its suite wrote it, with its context shortened; a report JSON from before
+    questions were kept has only the prompt the model was given."""
+    cell = f'<pre class="question">{escape(flip.question or flip.prompt)}</pre>'
+    if flip.context:
+        cell += f'<div class="context">context: {escape(shorten(flip.context, CONTEXT_SHOWN))}</div>'
+    return cell
+
+
+def _differences(report: Report) -> str:
+    """How the runs were made differently, or that nothing but the outputs did."""
+    if not report.differences:
+        return ("<h2>What differed</h2><p>Nothing but the outputs: same model, suite version, generation settings, "
+                "seed and items.</p>")
+    return "<h2>What differed</h2>" + _table(
+        ["", f"baseline (run {report.baseline.id})", f"candidate (run {report.candidate.id})", "note"],
+        [[escape(d.what), escape(d.baseline), escape(d.candidate), escape(d.note)] for d in report.differences])
 
 
 def _lineage(report: Report) -> str:

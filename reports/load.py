@@ -12,11 +12,20 @@ from sqlalchemy.orm import Session
 from evaltune.db.evaluation import Generation, Run, RunMetric, Score, SuiteItem
 from evaltune.db.queries import lineage
 from evaltune.db.training import PreferenceDataset, RetuneJob
+from evaltune.reports.outputs import question_of
 from evaltune.reports.records import RunInfo
 
 
 class ReportError(ValueError):
     """A comparison that cannot be made (unknown run, no shared items); the message says which."""
+
+
+@dataclass(frozen=True)
+class OutputTotals:
+    """One scorer's values over all of a run's outputs: how many were scored and their sum."""
+
+    n: int
+    total: float
 
 
 @dataclass
@@ -25,8 +34,10 @@ class RunData:
 
     info: RunInfo
     scores: dict[str, dict[str, float]]  # scorer -> item key -> mean over samples
-    items: dict[str, dict[str, Any]]  # item key -> {"tags", "prompt", "output", "generation_ids"}
+    # item key -> {"tags", "prompt", "question", "context", "references", "output", "generation_ids"}
+    items: dict[str, dict[str, Any]]
     metrics: list[RunMetric]
+    totals: dict[str, OutputTotals]  # scorer -> its values over every output (not per item)
 
 
 def load_run(session: Session, run_id: int) -> RunData:
@@ -35,11 +46,13 @@ def load_run(session: Session, run_id: int) -> RunData:
     if run is None:
         raise ReportError(f"no run with id {run_id} (see `evaltune runs`)")
     info = RunInfo(run.id, run.suite.name, run.suite.content_hash[:12], run.model_version.name,
-                   run.model_version_id, run.created_at.isoformat())
-    return RunData(info, _scores(session, run_id), _items(session, run_id), list(run.metrics))
+                   run.model_version_id, run.created_at.isoformat(), seed=run.seed,
+                   generation=dict(run.generation or {}), item_limit=run.item_limit, code_version=run.code_version)
+    scores, totals = _scores(session, run_id)
+    return RunData(info, scores, _items(session, run_id), list(run.metrics), totals)
 
 
-def _scores(session: Session, run_id: int) -> dict[str, dict[str, float]]:
+def _scores(session: Session, run_id: int) -> tuple[dict[str, dict[str, float]], dict[str, OutputTotals]]:
     item_id = func.coalesce(Score.item_id, Generation.item_id)
     stmt = (
         select(Score.scorer, SuiteItem.key, Score.value)
@@ -53,20 +66,26 @@ def _scores(session: Session, run_id: int) -> dict[str, dict[str, float]]:
         if value is not None:
             sums[scorer][key].append(float(value))
     # Several samples per item: the item's score is their mean, so items stay the paired unit.
-    return {scorer: {k: sum(v) / len(v) for k, v in per_key.items()} for scorer, per_key in sums.items()}
+    scores = {scorer: {k: sum(v) / len(v) for k, v in per_key.items()} for scorer, per_key in sums.items()}
+    totals = {scorer: OutputTotals(sum(map(len, per_key.values())), sum(map(sum, per_key.values())))
+              for scorer, per_key in sums.items()}
+    return scores, totals
 
 
 def _items(session: Session, run_id: int) -> dict[str, dict[str, Any]]:
     stmt = (
-        select(SuiteItem.key, SuiteItem.tags, Generation.prompt, Generation.output, Generation.id,
-               Generation.sample_index)
+        select(SuiteItem.key, SuiteItem.tags, SuiteItem.input, SuiteItem.item_metadata, SuiteItem.context,
+               SuiteItem.references, Generation.prompt, Generation.output, Generation.id, Generation.sample_index)
         .join(SuiteItem, SuiteItem.id == Generation.item_id)
         .where(Generation.run_id == run_id)
         .order_by(Generation.sample_index)
     )
     items: dict[str, dict[str, Any]] = {}
-    for key, tags, prompt, output, generation_id, _sample in session.execute(stmt):
+    rows = session.execute(stmt)
+    for key, tags, item_input, metadata, context, refs, prompt, output, generation_id, _sample in rows:
         entry = items.setdefault(key, {"tags": [str(t) for t in tags or []], "prompt": prompt,
+                                       "question": question_of(item_input, metadata), "context": context,
+                                       "references": [str(r) for r in refs or []],
                                        "output": output, "generation_ids": []})
         entry["generation_ids"].append(generation_id)
     return items
@@ -84,8 +103,21 @@ def load_lineage(session: Session, model_version_id: int) -> list[dict[str, Any]
             dataset = session.get(PreferenceDataset, job.dataset_id)
             entry["retune_job"] = {
                 "id": job.id, "method": job.method, "status": job.status, "config": job.config,
+                "collapse_check": job.collapse_check,
                 "dataset": None if dataset is None else {"id": dataset.id, "name": dataset.name,
                                                          "strategy": dataset.strategy, "counts": dataset.counts},
             }
         chain.append(entry)
     return chain
+
+
+def degraded_line(chain: list[dict[str, Any]]) -> str:
+    """``DEGRADED: ...`` with the figures when a model of the chain (``load_lineage``) comes from a retune job
+    whose adapter failed the collapse check (``retune.collapse``), else ""."""
+    for entry in chain:
+        job = entry.get("retune_job") or {}
+        check = job.get("collapse_check") or {}
+        if check.get("degraded"):
+            return (f"DEGRADED: model {entry['id']} comes from retune job {job['id']}, whose adapter does worse than "
+                    f"its base at what the retune was not meant to change: {check.get('summary')}")
+    return ""

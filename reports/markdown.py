@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 
 from evaltune.reports.gates import GateOutcome
-from evaltune.reports.records import Interval, Report
+from evaltune.reports.records import UNPAIRED_TEST, Interval, Report
 
 FLIPS_SHOWN = 20
+UNPAIRED_NOTE = ("Rows tested *unpaired* are run-level numbers (a gap per attribute, a rate, a corpus score): "
+                 "each run's own value, the delta's interval and p from the two runs' 95% intervals.")
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -35,24 +37,42 @@ def md_cell(text: str, limit: int = 80) -> str:
 def render_markdown(report: Report, gates: GateOutcome | None = None) -> str:
     """The verdict, the metric table, bias gaps, human ratings, flips and lineage (gates when given)."""
     b, c = report.baseline, report.candidate
-    lines = [f"# {md_cell(c.model)} vs {md_cell(b.model)} on {md_cell(b.suite)}", "",
-             f"**Verdict: {report.verdict}** — run {c.id} (candidate) against run {b.id} (baseline), "
-             f"{report.shared_items} shared items ({report.baseline_only} only in the baseline, "
-             f"{report.candidate_only} only in the candidate).", ""]
+    # A candidate from a degraded retune is said before anything else (retune.collapse).
+    lines = [md_cell(report.degraded, 1000), ""] if report.degraded else []
+    lines += [f"# {md_cell(c.model)} vs {md_cell(b.model)} on {md_cell(b.suite)}", "",
+              f"**Verdict: {report.verdict}** — run {c.id} (candidate) against run {b.id} (baseline), "
+              f"{report.shared_items} shared items ({report.baseline_only} only in the baseline, "
+              f"{report.candidate_only} only in the candidate).", ""]
+    lines += _differences(report)
     if gates is not None:
         lines += ["## Gates", "", "| result | rule | detail |", "|---|---|---|"]
         lines += [f"| {'✅ pass' if r.passed else '❌ FAIL'} | {md_cell(r.rule.metric)} {r.rule.kind} | "
                   f"{md_cell(r.message, 200)} |" for r in gates.results]
         lines.append("")
-    lines += ["## Metrics", "", "| family | metric | baseline | candidate | delta [95% CI] | p | q (BH) | verdict |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["## Metrics", "",
+              "| family | metric | baseline | candidate | delta [95% CI] | test | p | q (BH) | verdict |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for m in report.metrics:
         arrow = "↑" if m.higher_is_better else "↓"
         lines.append(f"| {m.family} | {md_cell(m.name)} {arrow} | {fmt_interval(m.baseline)} | "
                      f"{fmt_interval(m.candidate)} | {fmt(m.delta)} [{fmt(m.delta_ci_low)}, {fmt(m.delta_ci_high)}]"
-                     f" | {fmt(m.p_value, 4)} | {fmt(m.q_value, 4)} | {m.verdict} |")
+                     f" | {m.test} | {fmt(m.p_value, 4)} | {fmt(m.q_value, 4)} | {m.verdict} |")
+    if any(m.test == UNPAIRED_TEST for m in report.metrics):
+        lines += ["", UNPAIRED_NOTE]
     lines += _bias(report) + _human(report) + _flips(report) + _lineage(report)
     return "\n".join(lines) + "\n"
+
+
+def _differences(report: Report) -> list[str]:
+    """How the runs were made differently (model, suite version, settings, seed, items), or that nothing did."""
+    if not report.differences:
+        return ["## What differed", "",
+                "Nothing but the outputs: same model, suite version, generation settings, seed and items.", ""]
+    rows = [f"| {d.what} | {md_cell(d.baseline)} | {md_cell(d.candidate)} | {md_cell(d.note)} |"
+            for d in report.differences]
+    return ["## What differed", "",
+            f"| | baseline (run {report.baseline.id}) | candidate (run {report.candidate.id}) | note |",
+            "|---|---|---|---|", *rows, ""]
 
 
 def _bias(report: Report) -> list[str]:
@@ -84,8 +104,11 @@ def _flips(report: Report) -> list[str]:
     if not report.flipped:
         return ["", "## Flipped items", "", "None."]
     lines = ["", f"## Flipped items ({len(report.flipped)}; first {min(FLIPS_SHOWN, len(report.flipped))})", "",
-             "| item | lost | gained | baseline output | candidate output |", "|---|---|---|---|---|"]
-    lines += [f"| {md_cell(f.key)} | {md_cell(', '.join(f.lost))} | {md_cell(', '.join(f.gained))} | "
+             "| item | question | reference | lost | gained | baseline output | candidate output |",
+             "|---|---|---|---|---|---|---|"]
+    # The question as the suite wrote it (a report JSON from before questions were kept has only the prompt).
+    lines += [f"| {md_cell(f.key)} | {md_cell(f.question or f.prompt)} | {md_cell('; '.join(f.references), 40) or '—'}"
+              f" | {md_cell(', '.join(f.lost))} | {md_cell(', '.join(f.gained))} | "
               f"{md_cell(f.baseline_output)} | {md_cell(f.candidate_output)} |" for f in report.flipped[:FLIPS_SHOWN]]
     return lines
 

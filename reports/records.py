@@ -14,18 +14,37 @@ from typing import Any
 
 VERDICTS = ("better", "worse", "no significant change")
 ALPHA = 0.05
-# 1: the JSON before it carried a version (metric "rouge", which repeated "rouge_l"); 2: versioned, no "rouge".
-REPORT_SCHEMA_VERSION = 2
+UNPAIRED_TEST = "unpaired"  # a MetricComparison.test: run-level values compared by their intervals
+# 1: the JSON before it carried a version (metric "rouge", which repeated "rouge_l"); 2: versioned, no "rouge";
+# 3: metric rows are the runs' RunMetric names (2 had one row per scorer: see reports.report_json).
+REPORT_SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
 class RunInfo:
+    """How a run was made. A report JSON written before the settings were kept reads back with the defaults."""
+
     id: int
     suite: str
     suite_version: str
     model: str
     model_version_id: int
     created_at: str
+    seed: int = 0
+    generation: dict[str, Any] = field(default_factory=dict)  # the run's generation settings (Run.generation)
+    item_limit: int | None = None  # the first N items of the suite; None: all
+    code_version: str = ""  # the evaltune version that made it
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the two runs were made differently: the model, the suite version, a generation setting, the seed,
+    the item limit or the evaltune version; ``note`` says when the difference cannot matter."""
+
+    what: str
+    baseline: str
+    candidate: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -38,7 +57,8 @@ class Interval:
 
 @dataclass(frozen=True)
 class MetricComparison:
-    """One scorer on the shared items: both runs' means, the paired delta and its test."""
+    """One metric (``RunMetric.name``) of both runs: their values, the delta and its test
+    (``reports.metric_compare``: paired on the shared items, or ``UNPAIRED_TEST`` from the two intervals)."""
 
     name: str
     family: str
@@ -56,7 +76,12 @@ class MetricComparison:
 
 @dataclass(frozen=True)
 class FlippedItem:
-    """An item whose pass/fail (a 0/1 scorer) changed; ``lost`` went right → wrong."""
+    """An item whose pass/fail (a 0/1 scorer) changed; ``lost`` went right → wrong.
+
+    ``question``, ``context`` and ``references`` are the suite item's, as its author wrote them; ``prompt`` is
+    what the baseline model was given (system prompt and chat template included). A report JSON written
+    before ``question`` existed reads back with it empty.
+    """
 
     key: str
     tags: list[str]
@@ -66,6 +91,9 @@ class FlippedItem:
     prompt: str
     baseline_output: str
     candidate_output: str
+    question: str = ""
+    context: str | None = None
+    references: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -127,6 +155,10 @@ class Report:
     bias_gaps: list[BiasGap]
     human: HumanRatings | None
     lineage: list[dict[str, Any]]
+    differences: list[Difference] = field(default_factory=list)  # how the runs were made differently
+    # "DEGRADED: ..." with the figures when the candidate's model comes from a retune job whose adapter failed the
+    # collapse check (retune.collapse); "" otherwise. Reports say it first.
+    degraded: str = ""
     # per metric, per run: the per-item values (for distribution plots); left out of JSON
     distributions: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict, repr=False)
 
@@ -148,4 +180,5 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     """
     data = asdict(report)
     data.pop("distributions", None)
+    data = {"degraded": data.pop("degraded"), **data}  # first, as the other formats say it
     return {"schema_version": REPORT_SCHEMA_VERSION, **json_safe(data)}

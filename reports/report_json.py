@@ -9,6 +9,12 @@ reads as the current one (inspect_ai's logs do the same). Versions:
 1. No ``schema_version`` field. A scorer named ``rouge`` reported ROUGE-L F, the number ``rouge_l``
    reports; it is read as ``rouge_l`` (or dropped where the report also has ``rouge_l``: the same number).
 2. ``schema_version: 2``; ``rouge`` is gone (ROUGE-1, -2 and -L are ``rouge_1``, ``rouge_2``, ``rouge_l``).
+   Metric rows were one per scorer, the mean of its per-output scores.
+3. Metric rows are the runs' own metrics under the names the run summary prints (``reports.metric_compare``).
+   A version-2 row whose number is a version-3 metric's is renamed to it (``crows_pairs`` is
+   ``crows_pairs_pct_stereotype``, ``bbq`` is ``bbq_accuracy``); a row whose number no version-3 metric has is
+   dropped (``cf_length_gap`` was the mean length in words, not a gap; ``perplexity`` was the mean of the items'
+   perplexities, not the pooled one), so that no name carries a second meaning.
 
 Fields a writer adds beside the report (``gates``, ``gates_passed``) are not part of it and are ignored.
 """
@@ -92,7 +98,42 @@ def _renamed(names: list[Any], drop: bool) -> list[Any]:
     return ["rouge_l" if name == "rouge" else name for name in names if not (drop and name == "rouge")]
 
 
-_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1}
+# Version 2 rows named after a scorer whose run-level metric has another name or another meaning.
+RENAMED_IN_3 = {"crows_pairs": "crows_pairs_pct_stereotype", "bbq": "bbq_accuracy"}
+DROPPED_IN_3 = frozenset({"cf_sentiment_gap", "cf_toxicity_gap", "cf_refusal_gap", "cf_length_gap", "cf_similarity",
+                          "demographic_representation", "perplexity"})
+
+
+def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: scorer rows become the metric of the same number, or go (see the module's docstring)."""
+    out = {**data, "schema_version": 3}
+
+    def dropped(name: Any) -> bool:
+        return isinstance(name, str) and name in DROPPED_IN_3
+
+    def new_name(name: Any) -> Any:
+        return RENAMED_IN_3.get(name, name) if isinstance(name, str) else name
+
+    def kept(rows: Any, key: str) -> Any:
+        if not isinstance(rows, list):
+            return rows  # not a report; the reader says which field is wrong
+        return [{**row, key: new_name(row[key])} if isinstance(row, dict) and key in row else row
+                for row in rows if not (isinstance(row, dict) and dropped(row.get(key)))]
+
+    def names(values: list[Any]) -> list[Any]:
+        return [new_name(name) for name in values if not dropped(name)]
+
+    for field, key in (("metrics", "name"), ("tags", "metric")):
+        if field in data:
+            out[field] = kept(data[field], key)
+    if isinstance(data.get("flipped"), list):
+        out["flipped"] = [{**row, **{side: names(row[side]) for side in ("lost", "gained")
+                                     if isinstance(row.get(side), list)}} if isinstance(row, dict) else row
+                          for row in data["flipped"]]
+    return out
+
+
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1, 2: _from_v2}
 
 
 def _build(kind: Any, value: Any, where: str, field: str) -> Any:

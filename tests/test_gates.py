@@ -127,3 +127,18 @@ def test_run_with_baseline_and_gate(tiny_model_dir: Path, tmp_path: Path, monkey
     code, out, _ = invoke_main(["run", "smoke", "--model", model, "--limit", "4", "--seed", "2", "--baseline", "1",
                                 "--gate", failing], monkeypatch, capsys)
     assert code == 1 and "FAIL  exact_match min" in out
+
+
+def test_a_rule_names_metrics_as_the_summary_does_and_a_scorer_name_points_to_them(
+        runs: SeededRuns, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = _write(tmp_path, 'gates:\n  "sentiment_gap:gender": {max: 0.1, no_significant_regression: true}\n'
+                             "  sentiment_gap: {max: 1}\n  halucinated: {max: 1}\n")
+    code, out, _ = invoke_main(["gate", str(runs.baseline), str(runs.candidate), "--gate", rules], monkeypatch, capsys)
+    assert code == 1
+    # A gap per attribute is gated on the candidate's stored value, and tested against the baseline's unpaired.
+    assert "PASS  sentiment_gap:gender max: sentiment_gap:gender = 0.0800 (must be <= 0.1)" in out
+    assert "PASS  sentiment_gap:gender no_significant_regression: sentiment_gap:gender: delta -0.1200" in out
+    assert ("FAIL  sentiment_gap max: sentiment_gap: not in the report, so 'max' cannot be checked; "
+            "its metrics are per attribute: sentiment_gap:gender") in out
+    assert "FAIL  halucinated max: halucinated: not in the report, so 'max' cannot be checked " \
+           "(did you mean 'hallucinated'?)" in out

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from scipy import stats
+from sqlalchemy import select
 
 from evaltune.db import open_store
 from evaltune.db.engine import Store
+from evaltune.db.evaluation import RunMetric
 from evaltune.metrics.stats.paired import benjamini_hochberg
 from evaltune.reports.compare import build_report
 from evaltune.reports.history import history_of, render_history
@@ -21,6 +23,7 @@ from evaltune.reports.records import REPORT_SCHEMA_VERSION, report_to_dict
 from evaltune.reports.render import render_report
 from evaltune.reports.report_json import ReportJsonError, load_report_json, report_from_dict
 from tests.conftest import invoke_main
+from tests.fixtures.answer_server import answer_server
 from tests.fixtures.report_seed import HOSTILE, SeededRuns, exact_match, fluency, hallucinated, seed_runs
 
 N = 40
@@ -82,11 +85,43 @@ def test_continuous_metric_and_multiple_comparisons(data: dict) -> None:
     expected_q = benjamini_hochberg([metrics[n]["p_value"] for n in names])
     assert [m["q_value"] for m in data["metrics"]] == pytest.approx(expected_q)
     p_sorted = sorted(m["p_value"] for m in data["metrics"])
-    assert metrics["hallucinated"]["q_value"] == pytest.approx(min(1.0, p_sorted[1] * 3 / 2))
+    assert metrics["hallucinated"]["q_value"] == pytest.approx(min(1.0, p_sorted[1] * 4 / 2))
     verdicts = {m["name"]: m["verdict"] for m in data["metrics"]}
-    assert verdicts == {"exact_match": "no significant change", "hallucinated": "better", "fluency": "better"}
+    assert verdicts == {"exact_match": "no significant change", "hallucinated": "better", "fluency": "better",
+                        "sentiment_gap:gender": "no significant change"}
     assert data["verdict"] == "better"
-    assert [m["family"] for m in data["metrics"]] == ["hallucination", "quality", "quality"]
+    assert [m["family"] for m in data["metrics"]] == ["bias", "hallucination", "quality", "quality"]
+
+
+def test_rows_are_the_runs_metrics_with_the_numbers_their_summaries_printed(seeded: tuple[Store, SeededRuns],
+                                                                            data: dict) -> None:
+    """One name, one number: every row is a stored RunMetric of both runs, under its name, with its stored value."""
+    store, ids = seeded
+    with store.session_scope() as session:
+        stored = {(m.run_id, m.name): m for m in session.scalars(select(RunMetric))}
+    assert [m["name"] for m in data["metrics"]] == ["sentiment_gap:gender", "hallucinated", "exact_match", "fluency"]
+    for row in data["metrics"]:
+        for side, run_id in (("baseline", ids.baseline), ("candidate", ids.candidate)):
+            metric = stored[(run_id, row["name"])]
+            assert row[side] == {"value": metric.value, "ci_low": metric.ci_low, "ci_high": metric.ci_high,
+                                 "n": metric.n}, (row["name"], side)
+    assert {row["name"]: row["test"] for row in data["metrics"]} == {
+        "sentiment_gap:gender": "unpaired", "hallucinated": "mcnemar", "exact_match": "mcnemar",
+        "fluency": "permutation"}
+
+
+def test_a_run_level_metric_is_compared_by_its_two_intervals(data: dict) -> None:
+    """A gap per attribute has no per-item score of its meaning: delta and p from the runs' own intervals."""
+    gap = {m["name"]: m for m in data["metrics"]}["sentiment_gap:gender"]
+    se = math.hypot(0.29 / (2 * stats.norm.ppf(0.975)), 0.29 / (2 * stats.norm.ppf(0.975)))
+    assert gap["delta"] == pytest.approx(0.08 - 0.2)
+    assert (gap["delta_ci_low"], gap["delta_ci_high"]) == pytest.approx(
+        stats.norm.interval(0.95, loc=0.08 - 0.2, scale=se))
+    assert gap["p_value"] == pytest.approx(2 * stats.norm.sf(0.12 / se))
+    assert gap["verdict"] == "no significant change"
+    # It has no per-item values: no flips, tags or distributions under its name.
+    assert not any("sentiment_gap:gender" in f["lost"] + f["gained"] for f in data["flipped"])
+    assert "sentiment_gap:gender" not in {t["metric"] for t in data["tags"]}
 
 
 def test_flipped_items_exact_list(data: dict) -> None:
@@ -237,12 +272,30 @@ def test_an_old_unversioned_report_json_still_loads(tmp_path: Path) -> None:
     gap = report.bias_gaps[0]
     assert gap.baseline is None and gap.baseline_p is None and math.isnan(gap.change)
     assert report.human is None and report.verdict == "better"
-    assert report_to_dict(report)["schema_version"] == REPORT_SCHEMA_VERSION == 2
+    assert report_to_dict(report)["schema_version"] == REPORT_SCHEMA_VERSION == 3
     # Where the old report had both names, "rouge" repeated "rouge_l"'s number and is dropped.
     both = json.loads(REPORT_V1)
     both["metrics"].append({**both["metrics"][1], "name": "rouge_l"})
     migrated = report_from_dict(both)
     assert [m.name for m in migrated.metrics] == ["exact_match", "rouge_l"] and len(migrated.tags) == 0
+
+
+def test_a_version_2_report_keeps_only_rows_whose_name_means_the_same_number_now(tmp_path: Path) -> None:
+    """Version 2 rows were per scorer: ``cf_length_gap`` was a mean length in words (no gap), ``crows_pairs`` the
+    number now named ``crows_pairs_pct_stereotype``; read back, no name carries its old meaning."""
+    old = json.loads(REPORT_V1)
+    old["schema_version"] = 2
+    row = old["metrics"][0]
+    old["metrics"] = [row, {**row, "name": "cf_length_gap", "family": "bias"},
+                      {**row, "name": "crows_pairs", "family": "bias"}]
+    old["tags"] = [{**old["tags"][0], "metric": name} for name in ("cf_length_gap", "crows_pairs")]
+    old["flipped"][0]["lost"] = ["exact_match", "crows_pairs", "cf_refusal_gap"]
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps(old))
+    report = load_report_json(path)
+    assert [m.name for m in report.metrics] == ["exact_match", "crows_pairs_pct_stereotype"]
+    assert [t.metric for t in report.tags] == ["crows_pairs_pct_stereotype"]
+    assert report.flipped[0].lost == ["exact_match", "crows_pairs_pct_stereotype"]
 
 
 def test_the_current_report_json_reads_back_to_the_same_report(seeded: tuple[Store, SeededRuns],
@@ -257,7 +310,7 @@ def test_the_current_report_json_reads_back_to_the_same_report(seeded: tuple[Sto
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"schema_version": 3}, "written by a newer evaltune (schema_version 3; this one reads up to 2)"),
+    ({"schema_version": 4}, "written by a newer evaltune (schema_version 4; this one reads up to 3)"),
     ({"schema_version": "2"}, "field 'schema_version' must be a whole number"),
     ({"shared_items": None}, "field 'shared_items' must be int"),
     ({"metrics": [{"name": "exact_match"}]}, "field 'metrics[0].family' is missing"),
@@ -267,3 +320,59 @@ def test_a_report_json_that_cannot_be_read_names_the_field(tmp_path: Path, chang
     path.write_text(json.dumps({**json.loads(REPORT_V1), **change}))
     with pytest.raises(ReportJsonError, match=re.escape(f"{path}: ") + ".*" + re.escape(message)):
         load_report_json(path)
+
+
+ORCHARD = ("The Fenwick orchard has 120 apple trees and 35 pear trees. It opens to visitors in September, when the "
+           "first apples are ripe, and closes at the first frost, which some years comes in October.")
+FLIP_SUITE = f"""\
+name: flips
+generation: {{max_new_tokens: 32, temperature: 0.0, chat: always, system_prompt: "Answer in one word (SYSTEM)."}}
+context_template: "Read the passage.\\n\\nPassage: {{context}}\\n\\nQuestion: {{input}}"
+scorers: [answer_match]
+items:
+  - {{id: japan, input: "What is the capital of Japan?", references: [Tokyo]}}
+  - {{id: orchard, input: "How many apple trees are in the orchard?", references: ["120"], context: "{ORCHARD}"}}
+  - {{id: peru, input: "What is the capital of Peru?", references: [Lima]}}
+"""
+FLIP_ANSWERS = {"before": {"Japan": "Tokyo.", "Peru": "Lima."},  # the orchard: "I don't know."
+                "after": {"Japan": "<b>Kyoto</b>.", "apple trees": "120 trees.", "Peru": "Lima."}}
+
+
+def _section(text: str, heading: str, next_heading: str) -> str:
+    start = text.index(heading)
+    end = text.find(next_heading, start + len(heading))
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_flipped_items_show_the_question_as_written_not_the_prompt(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "flips.yaml"
+    suite.write_text(FLIP_SUITE, encoding="utf-8")
+    with answer_server(FLIP_ANSWERS) as url:
+        for name in ("before", "after"):
+            code, _out, err = invoke_main(["run", str(suite), "--model", f"openai:{url}", "--model-name", name],
+                                          monkeypatch, capsys)
+            assert code == 0, err
+    code, out, err = invoke_main(["report", "1", "2", "--format", "json"], monkeypatch, capsys)
+    assert code == 0, err
+    flips = {f["key"]: f for f in json.loads(out)["flipped"]}
+    assert set(flips) == {"japan", "orchard"}
+    assert flips["japan"]["question"] == "What is the capital of Japan?" and flips["japan"]["lost"] == ["answer_match"]
+    # The suite's context_template rewrote the orchard's input; the question is the author's, the context apart.
+    assert flips["orchard"]["question"] == "How many apple trees are in the orchard?"
+    assert flips["orchard"]["context"].startswith("The Fenwick orchard") and flips["orchard"]["references"] == ["120"]
+    assert "(SYSTEM)" in flips["japan"]["prompt"]  # what the model was given, kept in the JSON only
+    code, page, err = invoke_main(["report", "1", "2", "--format", "html"], monkeypatch, capsys)
+    assert code == 0, err
+    shown = _section(page, "<h2>Flipped items", "<h2>")
+    assert "What is the capital of Japan?" in shown and "How many apple trees are in the orchard?" in shown
+    assert "context: The Fenwick orchard" in shown and "…" in shown and "Tokyo" in shown
+    assert "&lt;b&gt;Kyoto&lt;/b&gt;" in shown and "<b>" not in shown
+    assert "(SYSTEM)" not in shown and "Read the passage" not in shown and "role" not in shown
+    code, text, err = invoke_main(["report", "1", "2", "--format", "md"], monkeypatch, capsys)
+    assert code == 0, err
+    shown = _section(text, "## Flipped items", "\n## ")
+    assert "| japan | What is the capital of Japan? | Tokyo |" in shown
+    assert "| orchard | How many apple trees are in the orchard? | 120 |" in shown
+    assert "(SYSTEM)" not in shown and "Read the passage" not in shown

@@ -22,6 +22,7 @@ from evaltune.db import open_store, queries
 from evaltune.db.evaluation import Run
 from evaltune.harness.scoring import score_run
 from evaltune.metrics.stats.paired import benjamini_hochberg
+from evaltune.reports.records import REPORT_SCHEMA_VERSION
 from tests.conftest import invoke_main
 
 N = 5000
@@ -97,7 +98,7 @@ def test_report_and_gate_on_1200_discordant_pairs(scale_store: tuple[str, int, i
     assert code == 0, err
     assert peak < PEAK_BOUND_MB, f"report peaked at {peak:.0f} MB"
     report = json.loads(out)
-    assert report["shared_items"] == N and report["schema_version"] == 2
+    assert report["shared_items"] == N and report["schema_version"] == REPORT_SCHEMA_VERSION
     metrics = {m["name"]: m for m in report["metrics"]}
     em, f1 = metrics["exact_match"], metrics["token_f1"]
     mcnemar = stats.binomtest(len(BASELINE_WRONG), len(BASELINE_WRONG) + len(CANDIDATE_WRONG), 0.5).pvalue

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
+from evaltune.commands.runs_outputs import outputs
 from evaltune.errors import UserError
 from evaltune.store import store_session
 
@@ -15,28 +17,57 @@ def runs() -> None:
     """Stored runs."""
 
 
+runs.add_command(outputs)
+
+
 @runs.command("list")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 def list_runs(limit: int) -> None:
-    """The latest runs: id, status, suite, model, outputs, date."""
+    """The latest runs: id, status, suite and its version, model and its id (model:N), seed, settings, outputs,
+    date. Settings: greedy or T (temperature) and top-p, max new tokens, samples per item, and the item limit."""
     from evaltune.db import queries
 
     with store_session() as session:
-        rows = queries.list_runs(session, limit=limit)
-        if not rows:
+        runs_found = queries.list_runs(session, limit=limit)
+        if not runs_found:
             click.echo("no runs yet: try 'evaltune run regression --model default'")
             return
-        click.echo(f"{'id':>5}  {'status':<10} {'suite':<20} {'model':<30} {'outputs':>7}  created")
-        for run in rows:
-            click.echo(f"{run.id:>5}  {run.status:<10} {run.suite.name[:20]:<20} {run.model_version.name[:30]:<30}"
-                       f" {run.stats.get('outputs', ''):>7}  {run.created_at:%Y-%m-%d %H:%M}")
+        rows = [(str(run.id), run.status, run.suite.name, run.suite.content_hash[:12], run.model_version.name,
+                 f"model:{run.model_version_id}", str(run.seed), settings_text(run.generation, run.item_limit),
+                 str(run.stats.get("outputs", "")), f"{run.created_at:%Y-%m-%d %H:%M}") for run in runs_found]
+    header = ("id", "status", "suite", "version", "model", "model id", "seed", "settings", "outputs", "created")
+    # Widths from the rows: a model name is never cut, so two adapters of one base stay apart.
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    right = {0, 6, 8}  # numbers
+    for row in [header, *rows]:
+        cells = [cell.rjust(w) if i in right else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        click.echo("  ".join(cells).rstrip())
+
+
+def settings_text(generation: dict[str, Any], item_limit: int | None) -> str:
+    """A run's generation settings in short form: "greedy, max 48 tok" or "T=0.8 top-p=0.95, max 48 tok,
+    4 samples, first 20 items"."""
+    if not generation:
+        return "-"
+    temperature = generation.get("temperature", 0.0)
+    parts = ["greedy" if not temperature else f"T={temperature:g} top-p={generation.get('top_p', 1.0):g}"]
+    if "max_new_tokens" in generation:
+        parts.append(f"max {generation['max_new_tokens']} tok")
+    if generation.get("samples", 1) != 1:
+        parts.append(f"{generation['samples']} samples")
+    if item_limit is not None:
+        parts.append(f"first {item_limit} items")
+    return ", ".join(parts)
 
 
 @runs.command("show")
 @click.argument("run_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Everything about the run as JSON.")
-def show_run(run_id: int, as_json: bool) -> None:
-    """A run's settings, timings and metrics with 95% intervals."""
+@click.option("--all", "show_all", is_flag=True, help="List every metric (each bias attribute), not only the worst.")
+def show_run(run_id: int, as_json: bool, show_all: bool) -> None:
+    """A run's settings, timings and metrics with 95% intervals (as the run printed them: each bias scorer's
+    worst attribute unless --all)."""
     from evaltune.db.evaluation import Run
     from evaltune.summary import metrics_table, run_as_dict
 
@@ -57,4 +88,5 @@ def show_run(run_id: int, as_json: bool) -> None:
     if data["error"]:
         click.echo(f"error: {data['error']}")
     click.echo("")
-    click.echo(metrics_table(data["metrics"]) if data["metrics"] else "no metrics (run not finished)")
+    click.echo(metrics_table(data["metrics"], fold=not show_all) if data["metrics"]
+               else "no metrics (run not finished)")

@@ -4,7 +4,7 @@ An item dict has these keys (only ``id`` and ``input`` are required)::
 
     id                 text (a whole number is accepted and turned into text); unique in the suite
     input              text, or a list of {role: system|user|assistant, content: text} messages
-    references         list of accepted answers (one text is taken as a list of one)
+    references         list of accepted answers (one text is taken as a list of one; a lone number is refused)
     context            text or null: the passage the answer must come from
     choices            list of at least two texts: makes the item multiple choice
     gold               list of indices into choices (one index is accepted); required with choices;
@@ -155,7 +155,7 @@ def item_from_dict(data: Any, source: str, position: int) -> Item:
     item = Item(
         id=item_id,
         input=_input(fields, multiple_choice=bool(choices)),
-        references=fields.texts("references"),
+        references=_references(fields),
         context=fields.text("context"),
         choices=choices,
         gold=_gold(fields, choices),
@@ -168,6 +168,15 @@ def item_from_dict(data: Any, source: str, position: int) -> Item:
     )
     _check_consistency(item, fields)
     return item
+
+
+def _references(fields: _Fields) -> tuple[str, ...]:
+    value = fields.data.get("references")
+    # A lone number (references: 3) is refused rather than read as ["3"]: YAML has already rewritten what was
+    # typed (010 reads as 8, 1.50 as 1.5), and it reads as a count of answers as easily as an answer.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise fields.fail("references", f'expected a list of strings, got {value!r}; write references: ["..."]')
+    return fields.texts("references")
 
 
 def _input(fields: _Fields, *, multiple_choice: bool) -> str | tuple[Message, ...]:
