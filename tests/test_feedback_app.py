@@ -12,7 +12,9 @@ from streamlit.testing.v1 import AppTest
 from evaltune.db import Store
 from evaltune.db.ratings import CampaignItem, Rating, User
 from evaltune.feedback_ui.campaigns import create_campaign
-from tests.fixtures.feedback_seed import HOSTILE, PASSWORD, Seeded, seed_store
+from tests.conftest import invoke_main
+from tests.fixtures.answer_server import answer_server
+from tests.fixtures.feedback_seed import HOSTILE, PASSWORD, Seeded, seed_store, seed_users
 
 APP = str(Path(__file__).resolve().parent.parent / "feedback_ui" / "app.py")
 TIMEOUT = 60  # seconds per script run: generous, the machine is shared
@@ -226,3 +228,56 @@ def test_admin_creates_a_campaign_in_the_form(store: Store, seeded: Seeded) -> N
     with store.session_scope() as s:
         items = s.execute(select(CampaignItem)).scalars().all()
     assert len(items) == 2  # items 0 and 2: abstention 0 and tagged geo
+
+
+OUTPUTS_SUITE = """\
+name: app-outputs
+generation: {max_new_tokens: 16, temperature: 0.0, chat: always, system_prompt: "Be brief (SYSTEM)."}
+scorers: [answer_match, abstention]
+items:
+  - {id: fact-peru, input: "What is the capital of Peru?", references: [Lima], tags: [factual]}
+  - {id: fact-japan, input: "What is the capital of Japan?", references: [Tokyo], tags: [factual]}
+  - {id: fict-zarnia, input: "What is the capital of Zarnia?", expect_abstention: true, tags: [fictional]}
+"""
+
+
+def test_runs_page_shows_outputs_as_a_table_with_the_scores_that_apply(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "app-outputs.yaml"
+    suite.write_text(OUTPUTS_SUITE, encoding="utf-8")
+    with answer_server({"m": {"Peru": "Lima.", "Japan": "Kyoto."}}) as url:  # Zarnia: "I don't know."
+        code, _out, err = invoke_main(["run", str(suite), "--model", f"openai:{url}", "--model-name", "m"],
+                                      monkeypatch, capsys)
+    assert code == 0, err
+    with store.session_scope() as s:
+        seed_users(s, {"view": "viewer"})
+    at = _login("view", page="runs")
+
+    def table() -> list[dict[str, Any]]:
+        assert not at.error, [e.value for e in at.error]
+        return next(df.value for df in at.dataframe if "question" in df.value).to_dict("records")
+
+    rows = table()
+    assert [(r["item"], r["question"], r["reference"], r["output"], r["scores"], r["failed"]) for r in rows] == [
+        ("fact-peru", "What is the capital of Peru?", "Lima", "Lima.", "answer_match 1", ""),
+        ("fact-japan", "What is the capital of Japan?", "Tokyo", "Kyoto.", "answer_match 0 ✗", "answer_match"),
+        ("fict-zarnia", "What is the capital of Zarnia?", "", "I don't know.", "abstention 1", ""),
+    ]
+    # One output in full, as text; never the system prompt the model was given.
+    assert {"What is the capital of Peru?", "Lima.", "Lima"} <= {c.value for c in at.code}
+    assert not any("(SYSTEM)" in c.value for c in at.code)
+    at.checkbox(key="runs_failures").check()
+    at.run()
+    assert [r["item"] for r in table()] == ["fact-japan"]
+    at.checkbox(key="runs_failures").uncheck()
+    at.text_input(key="runs_tag").input("fictional")
+    at.run()
+    assert [r["item"] for r in table()] == ["fict-zarnia"]
+    for key, value, words in [("runs_tag", "factul", "did you mean 'factual'"),
+                              ("runs_rule", "answer_mach==0", "did you mean 'answer_match'")]:
+        at.text_input(key="runs_tag").input("")
+        at.text_input(key=key).input(value)
+        at.run()
+        assert any(words in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]  # unescaped
+        at.text_input(key=key).input("")

@@ -1,4 +1,5 @@
-"""Runs: every run with its metric summaries; drill into one run's outputs, a page at a time."""
+"""Runs: every run with its metric summaries; drill into one run's outputs, a page at a time, as a table of
+question, reference, output and the scores that apply to each item, and one output in full."""
 
 from __future__ import annotations
 
@@ -12,13 +13,18 @@ from evaltune.feedback_ui.campaigns import CampaignError
 from evaltune.feedback_ui.runs_data import (
     PAGE_SIZE,
     OutputFilter,
+    ShownOutput,
+    check_filter,
     count_outputs,
     outputs_page,
+    outputs_table,
     rating_summary,
     run_metrics,
     runs_table,
 )
 from evaltune.feedback_ui.safe_text import inline, plain
+from evaltune.reports.outputs import FAILURE_RULE, OutputsError
+from evaltune.reports.outputs_format import score_text
 
 
 def render(account: Account) -> None:
@@ -36,35 +42,54 @@ def render(account: Account) -> None:
 
 
 def _filters() -> OutputFilter:
-    cols = st.columns(3)
+    cols = st.columns([2, 2, 2, 1])
     tag = cols[0].text_input("Tag", key="runs_tag").strip() or None
     rule = cols[1].text_input("Score filter", placeholder="abstention==0", key="runs_rule").strip()
     text = cols[2].text_input("Output contains", key="runs_text").strip() or None
-    return OutputFilter(tag=tag, score_rules=[rule] if rule else [], text=text)
+    failures = cols[3].checkbox("Failures only", key="runs_failures", help=inline(FAILURE_RULE.capitalize()))
+    return OutputFilter(tag=tag, score_rules=[rule] if rule else [], text=text, failures=failures)
 
 
 def _outputs(run_id: int) -> None:
     st.subheader("Outputs")
     flt = _filters()
     try:
+        app_state.read(lambda s: check_filter(s, run_id, flt))
         total = app_state.read(lambda s: count_outputs(s, run_id, flt))
-    except CampaignError as error:
+    except (CampaignError, OutputsError) as error:
         st.error(inline(error))
         return
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, step=1, key="runs_page")
     st.caption(f"{total} outputs match")
-    rows = app_state.read(lambda s: outputs_page(s, run_id, flt, int(page) - 1))
-    for row in rows:
-        scores = ", ".join(f"{name} {'—' if v is None else f'{v:.3g}'}" for name, v in sorted(row["scores"].items()))
-        title = (f"{inline(row['item'])} (sample {row['sample']}) · {inline(scores) or 'no scores'}"
-                 f" · {rating_summary(row['ratings'])}")
-        with st.expander(title):
-            plain(row["prompt"], label="Prompt")
-            plain(row["output"], label="Output")
-            for reference in row["references"]:
-                plain(reference, label="Reference")
-            if row["ratings"]:
-                st.dataframe(row["ratings"], hide_index=True)
-            if row["tags"]:
-                st.caption("Tags: " + inline(", ".join(map(str, row["tags"]))))
+    shown = app_state.read(lambda s: outputs_page(s, run_id, flt, int(page) - 1))
+    if not shown:
+        return
+    # A data grid draws each cell as text: no markdown, no HTML, whatever the model wrote.
+    st.dataframe(outputs_table(shown), hide_index=True, key="runs_outputs", column_config={
+        "question": st.column_config.TextColumn(width="medium"),
+        "output": st.column_config.TextColumn(width="large")})
+    _one_output(shown)
+
+
+def _one_output(shown: list[ShownOutput]) -> None:
+    """One output of the page in full: the question, context, references, output, scores and ratings."""
+    by_id = {item.row.generation_id: item for item in shown}
+    picked = st.selectbox("Show in full", list(by_id), key="runs_full",
+                          format_func=lambda gid: by_id[gid].row.item + (
+                              f" (sample {by_id[gid].row.sample})" if by_id[gid].row.sample else ""))
+    if picked is None:
+        return
+    chosen = by_id[picked]
+    row = chosen.row
+    plain(row.question, label="Question")
+    if row.context:
+        plain(row.context, label="Context")
+    for reference in row.references:
+        plain(reference, label="Reference")
+    plain(row.output, label="Output")
+    st.caption(inline(score_text(row) or "no scores") + " · " + rating_summary(chosen.ratings))
+    if chosen.ratings:
+        st.dataframe(chosen.ratings, hide_index=True)
+    if row.tags:
+        st.caption("Tags: " + inline(", ".join(row.tags)))
