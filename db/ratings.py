@@ -138,7 +138,8 @@ class LoginAttempt(Base):
     """One log-in attempt, by the name typed and the client address; the rate limit counts these.
 
     ``outcome``: ``checking`` (the password is being checked: counted as a failure until it passes), ``failed``,
-    ``ok``, or ``refused`` (the name or address was locked out, so the password was not even checked).
+    ``ok``, ``refused`` (the name or address was locked out, so the password was not even checked), or
+    ``unlocked`` (a failure an admin has told to stop counting: ``evaltune users unlock``).
     Stored, not kept in a browser session, so that a script opening fresh sessions meets the same limit.
     """
 

@@ -29,8 +29,8 @@ def user_errors() -> Iterator[None]:
 
 def check_scorer_names(names: Iterable[str], option: str = "--scorers") -> None:
     """Raise ``UserError`` for the first unregistered name, naming the option and the closest registered name."""
-    from evaltune.harness.loaders.checks import did_you_mean
     from evaltune.metrics.registry import UnknownScorerError, all_scorers, get_scorer
+    from evaltune.suggestions import did_you_mean
 
     for name in names:
         try:

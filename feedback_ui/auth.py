@@ -7,7 +7,8 @@ effect at the next click, not at the next log-in.
 Log-in is rate limited in the store, not in the browser session, so a script that opens a fresh session for
 every guess meets the same limit: after ``max_failures`` failed attempts on one name within ``window`` (or
 ``max_client_failures`` from one client address, across names), further attempts are refused without checking
-the password until the oldest of those failures leaves the window. See ``log_in``.
+the password until the oldest of those failures leaves the window. See ``log_in``. An admin lifts a lock at once
+with ``evaltune users unlock NAME`` (``unlock``) or ``evaltune users reset-password NAME`` (``reset_password``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from evaltune.db.base import utcnow
 from evaltune.db.engine import Store
 from evaltune.db.ratings import ROLES, LoginAttempt, User
 from evaltune.feedback_ui.transactions import in_transaction
+from evaltune.suggestions import did_you_mean
 
 MIN_PASSWORD_LENGTH = 8
 # A hash to verify against when the name is unknown, so that a wrong name takes as long as a wrong password.
@@ -95,8 +97,7 @@ def create_user(session: Session, name: str, role: str, password: str) -> Accoun
         raise AuthError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     if not name:
         raise AuthError("a user needs a name")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AuthError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    _check_password(password)
     user = User(name=name, role=role, password_hash=hash_password(password), active=True)
     try:
         with session.begin_nested():
@@ -104,6 +105,44 @@ def create_user(session: Session, name: str, role: str, password: str) -> Accoun
     except IntegrityError:
         raise AuthError(f"a user named {name!r} already exists") from None
     return Account(user.id, user.name, user.role)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def find_user(session: Session, name: str) -> User:
+    """The account named ``name``; raises ``AuthError`` naming the closest existing name when there is none."""
+    user = session.execute(select(User).where(User.name == name.strip())).scalar_one_or_none()
+    if user is None:
+        names = session.execute(select(User.name)).scalars()
+        raise AuthError(f"no user {name.strip()!r}{did_you_mean(name.strip(), names)}; see 'evaltune users list'")
+    return user
+
+
+def reset_password(session: Session, name: str, password: str) -> int:
+    """Give the account ``name`` a new password and lift its log-in lock (``unlock``), for a trusted caller (the
+    command line); returns how many failed log-ins stopped counting. Raises ``AuthError`` for an unknown name or
+    a password shorter than 8 characters."""
+    user = find_user(session, name)
+    _check_password(password)
+    user.password_hash = hash_password(password)
+    return unlock(session, user.name)
+
+
+def unlock(session: Session, name: str) -> int:
+    """Lift the log-in lock on the account ``name``, for a trusted caller (the command line): its failed
+    attempts stop counting toward the limit (they stay in the store, marked ``unlocked``); returns how many.
+    Raises ``AuthError`` for an unknown name."""
+    user = find_user(session, name)
+    cleared = session.execute(
+        update(LoginAttempt)
+        .where(LoginAttempt.name == user.name, LoginAttempt.outcome == "failed")
+        .values(outcome="unlocked")
+        .returning(LoginAttempt.id)
+    ).scalars().all()
+    return len(cleared)
 
 
 def authenticate(session: Session, name: str, password: str) -> Account:

@@ -5,7 +5,11 @@ A filter is a short string, several of which all apply:
 - ``suite=NAME``: only runs of that suite;
 - ``tag=TAG``: only items carrying that tag;
 - ``SCORER OP VALUE`` with OP one of ``> >= < <= == !=``: only outputs whose score passes,
-  e.g. ``abstention==0`` or ``hallucination>0.5``. For a pairwise campaign it is enough that either output passes.
+  e.g. ``abstention==0`` or ``grounded_hallucination>0.5``. For a pairwise campaign it is enough that either
+  output passes.
+
+Each name is checked against what the campaign's runs have (their suites, their items' tags, the scorers that
+scored them): a misspelt one is refused with the closest name they do have, instead of leaving nothing to rate.
 
 Campaign items are written by one ``INSERT ... SELECT``: no generation passes through Python.
 
@@ -27,6 +31,7 @@ from evaltune.db.evaluation import Generation, Run, Score, Suite, SuiteItem
 from evaltune.db.ratings import Campaign, CampaignAnnotator, CampaignItem, User
 from evaltune.feedback_ui.auth import Account, require_role
 from evaltune.feedback_ui.transactions import has_no_choices, has_tag
+from evaltune.suggestions import did_you_mean
 
 _OPS = {
     ">": lambda col, v: col > v,
@@ -38,6 +43,7 @@ _OPS = {
 }
 _SCORE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(>=|<=|==|!=|>|<|=)\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*$")
 FILTER_HELP = "suite=NAME, tag=TAG, or SCORER OP VALUE (OP: > >= < <= == !=), e.g. abstention==0"
+STATUSES = ("open", "closed")
 
 
 class CampaignError(ValueError):
@@ -134,12 +140,14 @@ def create_campaign(
     Single output: one item per generation of the runs that passes the filters. Pairwise: exactly two
     runs, one item per shared suite item and sample, the first run's output recorded as ``generation_id``.
     Raises ``CampaignError`` for unknown runs, a pairwise campaign without two runs of one suite, a bad
-    filter, an overlap below 1, or filters that leave nothing to rate.
+    filter or one naming a suite, tag or scorer the runs lack, an overlap below 1, or filters that leave
+    nothing to rate.
     """
     if actor is not None:
         require_role(actor, "admin")
     item_filter = parse_filters(filters)
     runs = _check_runs(session, list(dict.fromkeys(run_ids)), pairwise)
+    check_filter_names(session, filters, runs)
     if overlap < 1:
         raise CampaignError("the overlap (ratings per item) must be at least 1")
     campaign = Campaign(
@@ -177,6 +185,35 @@ def _check_runs(session: Session, run_ids: list[int], pairwise: bool) -> list[Ru
     if pairwise and (len(runs) != 2 or runs[0].suite_id != runs[1].suite_id):
         raise CampaignError("a pairwise campaign compares exactly two runs of the same suite version")
     return runs
+
+
+def check_filter_names(session: Session, filters: Sequence[str], runs: Sequence[Run]) -> None:
+    """Raise ``CampaignError`` for a filter naming a suite, tag or scorer that none of ``runs`` has, with the
+    closest name they do have and the list of them (such a filter would otherwise leave nothing to rate)."""
+    suite_ids = {run.suite_id for run in runs}
+    listed = f"run{'s' if len(runs) > 1 else ''} {', '.join(str(run.id) for run in runs)}"
+    for text in filters:
+        parsed = parse_filters([text])
+        if parsed.suite is not None:
+            suites = set(session.execute(select(Suite.name).where(Suite.id.in_(suite_ids))).scalars())
+            _check_name(text, "suite", parsed.suite, suites, f"the suites of {listed}")
+        if parsed.tags:
+            tags = {str(tag) for item_tags in session.execute(select(SuiteItem.tags)
+                                                              .where(SuiteItem.suite_id.in_(suite_ids))).scalars()
+                    for tag in item_tags}
+            for tag in parsed.tags:
+                _check_name(text, "tag", tag, tags, f"the tags of the items of {listed}")
+        for rule in parsed.scores:
+            scorers = set(session.execute(select(Score.scorer).distinct()
+                                          .where(Score.run_id.in_([run.id for run in runs]))).scalars())
+            _check_name(text, "scorer", rule["scorer"], scorers, f"the scorers that scored {listed}",
+                        "; to filter on another, score the runs with it first ('evaltune score RUN_ID --scorers NAME')")
+
+
+def _check_name(text: str, kind: str, name: str, known: set[str], listed: str, fix: str = "") -> None:
+    if name not in known:
+        raise CampaignError(f"the filter {text.strip()!r}: unknown {kind} {name!r}{did_you_mean(name, known)}; "
+                            f"{listed}: {', '.join(sorted(known)) or 'none'}{fix}")
 
 
 def _give_to(session: Session, campaign_id: int, user_ids: Sequence[int]) -> None:
@@ -239,12 +276,22 @@ def list_campaigns(session: Session, status: str | None = None) -> list[Campaign
     return list(session.execute(stmt).scalars())
 
 
-def set_status(session: Session, actor: Account, campaign_id: int, status: str) -> None:
-    """Open or close a campaign (admins only); a closed campaign hands out no more items."""
-    require_role(actor, "admin")
-    if status not in ("open", "closed"):
-        raise CampaignError("a campaign is open or closed")
+def change_status(session: Session, campaign_id: int, status: str) -> tuple[Campaign, str]:
+    """Open or close a campaign for a trusted caller (the command line); returns it and its status before.
+
+    A closed campaign hands out no more items (``queue.claim_next`` refuses it) and is no longer listed to
+    annotators; its items and ratings stay, and a rating already being written when it closed is still stored.
+    Reopening it hands out what is left. Raises ``CampaignError`` for an unknown campaign or status."""
+    if status not in STATUSES:
+        raise CampaignError(f"a campaign is {' or '.join(STATUSES)}, not {status!r}")
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise CampaignError(f"there is no campaign {campaign_id}")
-    campaign.status = status
+        raise CampaignError(f"there is no campaign {campaign_id}; see 'evaltune campaigns list'")
+    before, campaign.status = campaign.status, status
+    return campaign, before
+
+
+def set_status(session: Session, actor: Account, campaign_id: int, status: str) -> None:
+    """``change_status`` on behalf of ``actor``, who must be an admin (the Campaigns page)."""
+    require_role(actor, "admin")
+    change_status(session, campaign_id, status)

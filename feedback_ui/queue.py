@@ -84,8 +84,9 @@ def _open_campaign(session: Session, campaign_id: int) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise QueueError(f"there is no campaign {campaign_id}")
-    if campaign.status != "open":
-        raise QueueError(f"campaign {campaign.name!r} is {campaign.status}")
+    if campaign.status != "open":  # closed: no more items are handed out; what was rated stays
+        raise QueueError(f"campaign {campaign.name!r} is {campaign.status}: it hands out no more items (an admin "
+                         "can reopen it)")
     return campaign
 
 

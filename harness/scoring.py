@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, joinedload
 from evaltune.db import queries
 from evaltune.db.evaluation import Generation, SuiteItem
 from evaltune.metrics.records import Example
-from evaltune.metrics.registry import get_scorer
+from evaltune.metrics.registry import ScorerSpec, get_scorer
+from evaltune.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -37,20 +38,28 @@ def score_run(session: Session, run_id: int, scorer_names: tuple[str, ...] | lis
     generations = _load_generations(session, run_id)
     examples = _examples(generations)
     metrics: list[MetricRow] = []
-    for spec in specs:
-        results = spec.score_batch(examples)
-        queries.insert_scores(session, [
-            {"run_id": run_id, "generation_id": g.id, "item_id": g.item_id, "scorer": spec.name,
-             "value": r.value, "details": r.details}
-            for g, r in zip(generations, results, strict=True)
-        ])
-        metrics += [
-            MetricRow(m.name, spec.name, spec.family, spec.higher_is_better, m.value, m.ci_low, m.ci_high, m.n,
-                      m.details)
-            for m in spec.aggregate(examples, results)
-        ]
+    with Progress(f"scoring run {run_id}", total=len(specs), unit="scorer") as progress:
+        for spec in specs:
+            progress.note(spec.name)
+            metrics += _score_with(session, run_id, spec, generations, examples)
+            progress.advance()
     queries.replace_run_metrics(session, run_id, [spec.name for spec in specs], [m.__dict__ for m in metrics])
     return metrics
+
+
+def _score_with(session: Session, run_id: int, spec: ScorerSpec, generations: list[Generation],
+                examples: list[Example]) -> list[MetricRow]:
+    """Score every output with one scorer, store the scores, and return its metrics."""
+    results = spec.score_batch(examples)
+    queries.insert_scores(session, [
+        {"run_id": run_id, "generation_id": g.id, "item_id": g.item_id, "scorer": spec.name,
+         "value": r.value, "details": r.details}
+        for g, r in zip(generations, results, strict=True)
+    ])
+    return [
+        MetricRow(m.name, spec.name, spec.family, spec.higher_is_better, m.value, m.ci_low, m.ci_high, m.n, m.details)
+        for m in spec.aggregate(examples, results)
+    ]
 
 
 def _load_generations(session: Session, run_id: int) -> list[Generation]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -15,9 +16,10 @@ from evaltune.commands.ui_cmd import streamlit_command
 from evaltune.db import open_store
 from evaltune.db.ratings import Campaign, User
 from evaltune.feedback_ui.answers import PairAnswer, SingleAnswer
-from evaltune.feedback_ui.auth import authenticate
+from evaltune.feedback_ui.auth import AuthError, LockedOut, LoginLimits, authenticate, log_in
 from evaltune.feedback_ui.export import COLUMNS, SCHEMA_VERSION, read_ratings
-from tests.fixtures.feedback_seed import Seeded, rate_campaign, seed_store
+from tests.conftest import invoke_main
+from tests.fixtures.feedback_seed import PASSWORD, Seeded, rate_campaign, seed_store
 
 
 @pytest.fixture
@@ -143,3 +145,102 @@ def test_ui_binds_to_localhost_by_default() -> None:
     assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("feedback_ui/app.py")
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
     assert "default: 127.0.0.1" in CliRunner().invoke(cli, ["ui", "--help"]).output
+
+
+def test_a_misspelt_filter_is_refused_with_what_the_runs_have(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = ",".join(map(str, seeded.run_ids))
+    code, _out, err = invoke_main(["campaigns", "create", "--runs", runs, "--filter", "abstension==0"],
+                                  monkeypatch, capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "unknown scorer 'abstension' (did you mean 'abstention'?)" in err
+    assert "the scorers that scored runs 1, 2: abstention, answer_match" in err
+    code, _out, err = invoke_main(["campaigns", "create", "--runs", runs, "--filter", "tag=goe"], monkeypatch, capsys)
+    assert code == 2 and "unknown tag 'goe' (did you mean 'geo'?)" in err
+    code, _out, err = invoke_main(["campaigns", "list"], monkeypatch, capsys)
+    assert "no campaigns yet" in _out  # nothing was stored
+    assert "grounded_hallucination>0.5" in CliRunner().invoke(cli, ["campaigns", "create", "--help"]).output
+
+
+def test_campaigns_close_and_open_and_the_app_shows_it(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from evaltune.feedback_ui.queue import QueueError, claim_next
+
+    assert invoke_main(["campaigns", "create", "--runs", str(seeded.run_ids[0]), "--overlap", "1", "--name", "facts"],
+                       monkeypatch, capsys)[0] == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert invoke_main(["users", "add", "boss", "--role", "admin", "--password-stdin"], monkeypatch, capsys)[0] == 0
+    _rate_some(seeded, 1)
+    code, out, _err = invoke_main(["campaigns", "close", "1"], monkeypatch, capsys)
+    assert code == 0 and out.startswith("closed campaign 1 'facts': annotators get no more of its items; "
+                                        "1 of 4 ratings kept")
+    assert "was already closed" in invoke_main(["campaigns", "close", "1"], monkeypatch, capsys)[1]
+    assert " closed " in invoke_main(["campaigns", "list"], monkeypatch, capsys)[1]
+    store = open_store()
+    with store.session_scope() as s, pytest.raises(QueueError, match="closed"):
+        claim_next(s, seeded.users["ann"], 1)
+    store.close()
+    app = str(Path(__file__).resolve().parent.parent / "feedback_ui" / "app.py")
+    for name, page, shown in (("boss", "campaigns", "**closed**: no more items are handed out"),
+                              ("ann", "rate", "No open campaigns for you")):
+        at = AppTest.from_file(app, default_timeout=60)
+        at.query_params["page"] = page
+        at.run()
+        at.text_input(key="login_name").input(name)
+        at.text_input(key="login_password").input(PASSWORD)
+        next(b for b in at.button if b.label == "Log in").click()
+        at.run()
+        texts = "\n".join(str(e.value) for kind in (at.markdown, at.info, at.error) for e in kind)
+        assert shown in texts, texts
+        if name == "boss":
+            assert any(b.label == "Reopen" for b in at.button)
+    code, out, _err = invoke_main(["campaigns", "open", "1"], monkeypatch, capsys)
+    assert code == 0 and out.startswith("reopened campaign 1 'facts': 1 of 4 ratings so far")
+    assert _rate_some(seeded, 3) == 3  # the rest is handed out again
+    code, _out, err = invoke_main(["campaigns", "close", "9"], monkeypatch, capsys)
+    assert code == 2 and "there is no campaign 9" in err
+
+
+def _rate_some(seeded: Seeded, count: int) -> int:
+    """Rate up to ``count`` items of campaign 1 as the rating page does; how many were rated."""
+    from evaltune.feedback_ui.queue import claim_next, submit_rating
+
+    store = open_store()
+    rated = 0
+    with store.session_scope() as s:
+        while rated < count and (held := claim_next(s, seeded.users["ann"], 1)) is not None:
+            submit_rating(s, seeded.users["ann"], held.assignment_id, SingleAnswer(likert=4, hallucination=False))
+            rated += 1
+    store.close()
+    return rated
+
+
+def test_users_reset_password_sets_a_new_one_and_lifts_the_lock(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = open_store()
+    for _ in range(LoginLimits().max_failures):
+        with pytest.raises(AuthError):
+            log_in(store, "ann", "forgotten")
+    with pytest.raises(LockedOut):
+        log_in(store, "ann", PASSWORD)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["users", "reset-password", "ann", "--password-stdin"], input="a new password\n")
+    assert result.exit_code == 0, result.output
+    assert result.output == "new password set for 'ann'; 5 failed log-ins no longer count\n"
+    assert log_in(store, "ann", "a new password").name == "ann"
+    with pytest.raises(AuthError, match="wrong name or password"):
+        log_in(store, "ann", PASSWORD)
+    prompted = runner.invoke(cli, ["users", "reset-password", "ann"], input="another password\nanother password\n")
+    assert prompted.exit_code == 0 and "new password set for 'ann'" in prompted.output
+    assert log_in(store, "ann", "another password").name == "ann"
+    store.close()
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    code, _out, err = invoke_main(["users", "reset-password", "ann", "--password-stdin"], monkeypatch, capsys)
+    assert code == 2 and "at least 8 characters" in err
+    code, _out, err = invoke_main(["users", "reset-password", "anne", "--password-stdin"], monkeypatch, capsys)
+    assert code == 2 and "no user 'anne' (did you mean 'ann'?)" in err  # refused before reading a password

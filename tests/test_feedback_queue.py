@@ -12,7 +12,7 @@ from evaltune.db.base import utcnow
 from evaltune.db.ratings import Assignment, CampaignItem, Rating
 from evaltune.feedback_ui.answers import PairAnswer, SingleAnswer
 from evaltune.feedback_ui.auth import PermissionDenied
-from evaltune.feedback_ui.campaigns import CampaignError, create_campaign, parse_filters
+from evaltune.feedback_ui.campaigns import CampaignError, campaigns_for, change_status, create_campaign, parse_filters
 from evaltune.feedback_ui.queue import QueueError, claim_next, expire_stale, skip, submit_rating
 from evaltune.feedback_ui.rating_task import load_task
 from tests.fixtures.feedback_seed import Seeded, seed_store
@@ -53,9 +53,48 @@ def test_filters_choose_the_outputs(store: Store, seeded: Seeded) -> None:
     with pytest.raises(CampaignError, match="cannot read the filter"):
         parse_filters(["hallucination is high"])
     with pytest.raises(CampaignError, match="nothing to rate"), store.session_scope() as s:
-        create_campaign(s, None, name="none", run_ids=seeded.run_ids, filters=["tag=nope"])
+        create_campaign(s, None, name="none", run_ids=seeded.run_ids, filters=["tag=math", "abstention>5"])
     with pytest.raises(CampaignError, match="exactly two runs"), store.session_scope() as s:
         create_campaign(s, None, name="bad", run_ids=seeded.run_ids[:1], pairwise=True)
+
+
+def test_a_filter_names_only_what_the_runs_have(store: Store, seeded: Seeded) -> None:
+    """A misspelt suite, tag or scorer is refused with the closest name the runs have, not 'nothing to rate'."""
+    refused = {
+        "tag=goe": "the filter 'tag=goe': unknown tag 'goe' (did you mean 'geo'?); the tags of the items of "
+                   "run 1: geo, math",
+        "suite=capital": "unknown suite 'capital' (did you mean 'capitals'?); the suites of run 1: capitals",
+        "abstension==0": "unknown scorer 'abstension' (did you mean 'abstention'?); the scorers that scored run 1: "
+                         "abstention, answer_match; to filter on another, score the runs with it first",
+        "hallucination > 0.5": "the filter 'hallucination > 0.5': unknown scorer 'hallucination'; the scorers",
+    }
+    for text, message in refused.items():
+        with pytest.raises(CampaignError) as error, store.session_scope() as s:
+            create_campaign(s, None, name="typo", run_ids=seeded.run_ids[:1], filters=["abstention==0", text])
+        assert message in str(error.value)
+    with store.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(CampaignItem)) == 0
+
+
+def test_a_closed_campaign_hands_out_nothing_and_keeps_its_ratings(store: Store, seeded: Seeded) -> None:
+    campaign = _campaign(store, seeded, overlap=1)
+    rated = _claim(store, seeded, "ann1", campaign)
+    _rate(store, seeded, "ann1", rated.assignment_id)
+    writing = _claim(store, seeded, "ann1", campaign)  # open in ann1's browser when the campaign closes
+    with store.session_scope() as s:
+        assert change_status(s, campaign, "closed")[1] == "open"
+    for user in ("ann1", "ann2"):
+        with pytest.raises(QueueError, match="is closed: it hands out no more items"):
+            _claim(store, seeded, user, campaign)
+    with store.session_scope() as s:
+        assert campaign not in [c.id for c in campaigns_for(s, seeded.users["ann2"])]
+    _rate(store, seeded, "ann1", writing.assignment_id)  # work already under way is not lost
+    with store.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Rating)) == 2
+        assert change_status(s, campaign, "open")[1] == "closed"
+    reopened = _claim(store, seeded, "ann2", campaign)
+    assert reopened is not None and reopened.campaign_item_id not in (rated.campaign_item_id,
+                                                                      writing.campaign_item_id)
 
 
 def test_only_admins_create_campaigns(store: Store, seeded: Seeded) -> None:

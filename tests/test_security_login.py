@@ -20,6 +20,7 @@ from evaltune.db.base import utcnow
 from evaltune.db.ratings import LoginAttempt
 from evaltune.feedback_ui import auth
 from evaltune.feedback_ui.auth import AuthError, LockedOut, LoginLimits, log_in
+from tests.conftest import invoke_main
 from tests.fixtures.feedback_seed import PASSWORD, seed_users
 
 APP = str(Path(__file__).resolve().parent.parent / "feedback_ui" / "app.py")
@@ -141,3 +142,24 @@ def test_parallel_guesses_get_at_most_the_limit_checked(store: Store, checks: li
     assert len(results) == 12
     assert len(checks) <= LIMITS.max_failures  # the rest were refused unchecked
     assert results.count("LockedOut") >= 12 - LIMITS.max_failures
+
+
+def test_an_admin_unlocks_a_name_at_once_and_the_failures_stay_recorded(
+    store: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(LIMITS.max_failures):
+        with pytest.raises(AuthError, match="wrong name or password"):
+            log_in(store, "alice", "a guess")
+    with pytest.raises(LockedOut):
+        log_in(store, "alice", PASSWORD)
+    code, out, _err = invoke_main(["users", "unlock", "alice"], monkeypatch, capsys)
+    assert code == 0 and out == f"unlocked 'alice': {LIMITS.max_failures} failed log-ins no longer count\n"
+    assert log_in(store, "alice", PASSWORD).name == "alice"
+    with store.session_scope() as s:
+        outcomes = s.execute(select(LoginAttempt.outcome).where(LoginAttempt.name == "alice")
+                             .order_by(LoginAttempt.id)).scalars().all()
+    assert outcomes == ["unlocked"] * LIMITS.max_failures + ["refused", "ok"]  # kept, no longer counted
+    code, out, _err = invoke_main(["users", "unlock", "alice"], monkeypatch, capsys)
+    assert code == 0 and out == "'alice' has no failed log-ins to clear\n"
+    code, _out, err = invoke_main(["users", "unlock", "alcie"], monkeypatch, capsys)
+    assert code == 2 and err == "error: no user 'alcie' (did you mean 'alice'?); see 'evaltune users list'\n"

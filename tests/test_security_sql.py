@@ -119,8 +119,8 @@ def test_hostile_strings_round_trip_intact(store: Store) -> None:
         campaign_id = campaign.id
         with pytest.raises(CampaignError, match="cannot read the filter"):
             create_campaign(s, admin, name="x", run_ids=seeded.run_ids[:1], filters=[f"{HOSTILE[0]}==1"])
-        # A tag or suite filter is a value in a bound parameter: it matches nothing and breaks nothing.
-        with pytest.raises(CampaignError, match="nothing to rate"):
+        # A tag or suite filter is a value compared, never SQL: it is refused as a tag the runs do not have.
+        with pytest.raises(CampaignError, match="unknown tag"):
             create_campaign(s, admin, name="x", run_ids=seeded.run_ids[:1], filters=[f"tag={HOSTILE[0]}"])
     with store.session_scope() as s:
         held = claim_next(s, ann, campaign_id)

@@ -1,4 +1,4 @@
-"""``evaltune campaigns create`` and ``evaltune campaigns list``."""
+"""``evaltune campaigns create``, ``campaigns list``, ``campaigns close N`` and ``campaigns open N``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from evaltune.errors import UserError, user_errors
 from evaltune.store import store_session
 
 FILTER_HELP = ("Repeatable: suite=NAME, tag=TAG, or SCORER OP VALUE with OP one of > >= < <= == != "
-               "(e.g. 'abstention==0', 'hallucination>0.5').")
+               "(e.g. 'abstention==0', 'grounded_hallucination>0.5'). Each name must be one the runs have: "
+               "their suite, a tag of their items, a scorer that scored them.")
 
 
 def _run_ids(text: str) -> list[int]:
@@ -80,3 +81,45 @@ def list_campaigns() -> None:
     for c in rows:
         click.echo(f"{c.campaign_id:>4}  {c.name[:30]:<30} {'A/B' if c.pairwise else 'single':<6} {c.status:<6}"
                    f" k={c.overlap}  {c.ratings}/{c.wanted} ratings, {c.complete_items}/{c.items} items complete")
+
+
+@campaigns.command("close")
+@click.argument("campaign_id", type=int)
+def close(campaign_id: int) -> None:
+    """Close campaign CAMPAIGN_ID: annotators get no more of its items; its ratings are kept, and a rating
+    already being written is still stored. 'evaltune campaigns open' reopens it."""
+    _change_status(campaign_id, "closed")
+
+
+@campaigns.command("open")
+@click.argument("campaign_id", type=int)
+def reopen(campaign_id: int) -> None:
+    """Reopen a closed campaign: annotators get what is left of its items again."""
+    _change_status(campaign_id, "open")
+
+
+def _change_status(campaign_id: int, status: str) -> None:
+    from evaltune.db.engine import open_store
+    from evaltune.feedback_ui.campaigns import CampaignError, change_status
+    from evaltune.feedback_ui.progress import campaign_progress
+
+    with user_errors():
+        store = open_store()
+    try:
+        with store.session_scope() as session:
+            campaign, before = change_status(session, campaign_id, status)
+            name = campaign.name
+            progress = campaign_progress(session, [campaign_id])[0]
+    except CampaignError as error:
+        raise UserError(str(error)) from error
+    finally:
+        store.close()
+    if before == status:
+        click.echo(f"campaign {campaign_id} {name!r} was already {status}")
+        return
+    kept = f"{progress.ratings} of {progress.wanted} ratings"
+    if status == "closed":
+        click.echo(f"closed campaign {campaign_id} {name!r}: annotators get no more of its items; {kept} kept "
+                   f"('evaltune campaigns open {campaign_id}' reopens it)")
+    else:
+        click.echo(f"reopened campaign {campaign_id} {name!r}: {kept} so far; annotators get the rest")

@@ -1,14 +1,20 @@
-"""``evaltune users add NAME --role ROLE`` and ``evaltune users list``."""
+"""``evaltune users add NAME --role ROLE``, ``users list``, ``users reset-password NAME``, ``users unlock NAME``."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from evaltune.errors import UserError, user_errors
 from evaltune.store import store_session
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 ROLES = ("admin", "annotator", "viewer")  # as db.ratings.ROLES; repeated so that --help needs no import
 
 
@@ -23,24 +29,64 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def add(name: str, role: str, password_stdin: bool) -> None:
     """Add an account; prompts for its password (at least 8 characters) unless --password-stdin."""
-    from evaltune.feedback_ui.auth import AuthError, create_user
+    from evaltune.feedback_ui.auth import create_user
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+    password = _read_password(password_stdin)
+    account = _in_store(lambda session: create_user(session, name, role, password))
+    click.echo(f"added {account.role} {account.name!r} (id {account.id})")
+
+
+@users.command("reset-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from the first line of standard input.")
+def reset_password(name: str, password_stdin: bool) -> None:
+    """Give NAME a new password (prompted twice unless --password-stdin) and lift any log-in lock on it."""
+    from evaltune.feedback_ui import auth
+
+    user = _in_store(lambda session: auth.find_user(session, name).name)  # before asking for a password
+    password = _read_password(password_stdin)
+    cleared = _in_store(lambda session: auth.reset_password(session, user, password))
+    click.echo(f"new password set for {user!r}" + (f"; {_failures(cleared)} no longer count" if cleared else ""))
+
+
+@users.command("unlock")
+@click.argument("name")
+def unlock(name: str) -> None:
+    """Let NAME log in again at once after too many failed log-ins (otherwise the lock lifts by itself when the
+    failures leave the window, 15 minutes by default)."""
+    from evaltune.feedback_ui import auth
+
+    cleared = _in_store(lambda session: auth.unlock(session, name))
+    if cleared:
+        click.echo(f"unlocked {name.strip()!r}: {_failures(cleared)} no longer count")
     else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        click.echo(f"{name.strip()!r} has no failed log-ins to clear")
+
+
+def _failures(count: int) -> str:
+    return f"{count} failed log-in{'s' if count != 1 else ''}"
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _in_store(work: Callable[[Session], T]) -> T:
+    """``work`` in one transaction of the store; an ``AuthError`` becomes a one-line error (exit 2)."""
     from evaltune.db.engine import open_store
+    from evaltune.feedback_ui.auth import AuthError
 
     with user_errors():
         store = open_store()
     try:
         with store.session_scope() as session:
-            account = create_user(session, name, role, password)
+            return work(session)
     except AuthError as error:
         raise UserError(str(error)) from error
     finally:
         store.close()
-    click.echo(f"added {account.role} {account.name!r} (id {account.id})")
 
 
 @users.command("list")

@@ -28,8 +28,9 @@ def render(account: Account) -> None:
         kind = "A/B" if campaign.pairwise else "single output"
         runs = inline(", ".join(map(str, campaign.run_ids)))
         who = inline(", ".join(given[campaign.id])) if campaign.id in given else "every annotator"
+        status = "open" if campaign.status == "open" else "**closed**: no more items are handed out"
         cols[0].markdown(f"**#{campaign.id} {inline(campaign.name)}** · {kind} · runs {runs} · "
-                         f"overlap {campaign.overlap} · {campaign.status} · for {who}")
+                         f"overlap {campaign.overlap} · {status} · for {who}")
         target = "closed" if campaign.status == "open" else "open"
         if cols[1].button("Close" if target == "closed" else "Reopen", key=f"campaign-{campaign.id}-{target}"):
             _set_status(account, campaign.id, target)

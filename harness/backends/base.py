@@ -6,13 +6,15 @@ never looks inside one; the store records its ``fingerprint``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from evaltune.harness.suite import GenerationSettings, Message
 
 Prompt = str | tuple[Message, ...]  # text, or chat messages
+OutputsDone = Callable[[int], None]  # told how many outputs just finished, as they finish
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,10 @@ class Backend(Protocol):
         endpoint's chat API takes them as they are. Text is sent unchanged."""
         ...
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        """One completion per request, in request order."""
+    def generate(self, requests: Sequence[GenerationRequest],
+                 on_output: OutputsDone | None = None) -> list[Completion]:
+        """One completion per request, in request order. ``on_output``, when given, is called as outputs finish
+        with how many just did, so that a progress bar moves within a batch; it never changes an output."""
         ...
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
@@ -88,3 +92,12 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def generate_with_progress(backend: Backend, requests: Sequence[GenerationRequest],
+                           on_output: OutputsDone | None = None) -> list[Completion]:
+    """``backend.generate(requests)``, passing ``on_output`` to a backend that takes it. A backend written before
+    the keyword existed (an installed plugin) still works: its outputs are then counted when the batch ends."""
+    if on_output is not None and "on_output" in inspect.signature(backend.generate).parameters:
+        return backend.generate(requests, on_output=on_output)
+    return backend.generate(requests)

@@ -19,6 +19,7 @@ from evaltune.harness.backends.base import (
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
+    OutputsDone,
     Prompt,
 )
 from evaltune.harness.backends.hf_memory import batch_rows_for_memory
@@ -135,16 +136,17 @@ class HFBackend:
         ``harness.prompts.prompt_for``: the same two steps)."""
         return self.model_input(render_prompt(Item("prompt", prompt), settings, self.accepts))
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+    def generate(self, requests: Sequence[GenerationRequest],
+                 on_output: OutputsDone | None = None) -> list[Completion]:
         """One completion per request, in request order; batched, and identical to one-at-a-time when greedy.
-        A request's chat messages go through the chat template here."""
+        A request's chat messages go through the chat template here. ``on_output``: see ``Backend.generate``."""
         from evaltune.harness.backends.hf_generate import generate_all
 
         rendered = [
             r if isinstance(r.prompt, str) else GenerationRequest(self.model_input(r.prompt), r.settings, r.seed)
             for r in requests
         ]
-        return generate_all(self.model, self.tokenizer, rendered, self.rows_for)
+        return generate_all(self.model, self.tokenizer, rendered, self.rows_for, on_output)
 
     def rows_for(self, positions: int) -> int:
         """Rows a generation batch may hold when its longest row reaches ``positions`` positions."""

@@ -9,7 +9,7 @@ grew, never by decoding whole outputs at every step, and not at all when a suite
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,8 +75,10 @@ def decode(
     pad_id: int,
     limits: DecodeLimits,
     sampler: SeededSampler | None = None,
+    on_finished: Callable[[int], None] | None = None,
 ) -> Decoded:
-    """Greedy (or seeded-sampled) continuations of left-padded ``prompts``."""
+    """Greedy (or seeded-sampled) continuations of left-padded ``prompts``. ``on_finished`` is told, after each
+    step that ends rows, how many it ended (for a progress bar; it cannot change the tokens)."""
     out, mask = prefill(model, prompts, pad_id, room=limits.max_new_tokens)
     cache, logits = cache_of(out), out.logits[:, -1, :]
     reserve(cache, limits.max_new_tokens)  # each step writes in place instead of copying the whole cache
@@ -87,6 +89,11 @@ def decode(
         scores = sampler(active, logits) if sampler is not None else logits
         chosen = scores.argmax(-1)
         finished = _append(result, active, chosen.tolist(), tokenizer, limits)
+        if on_finished is not None:
+            # A negative row ended in an earlier step and was told then.
+            ended = sum(done for row, done in zip(active, finished, strict=True) if row >= 0)
+            if ended:
+                on_finished(ended)
         if all(finished):
             break
         keep = kept_rows(finished)  # row order does not change any row's output

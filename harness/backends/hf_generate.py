@@ -13,17 +13,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evaltune.harness.backends.base import Completion, GenerationRequest
+from evaltune.harness.backends.base import Completion, GenerationRequest, OutputsDone
 from evaltune.harness.backends.hf_decode import DecodeLimits, SeededSampler, decode
 from evaltune.harness.suite import GenerationSettings
 
 
 def generate_all(
-    model: Any, tokenizer: Any, requests: Sequence[GenerationRequest], rows_for: Callable[[int], int]
+    model: Any, tokenizer: Any, requests: Sequence[GenerationRequest], rows_for: Callable[[int], int],
+    on_output: OutputsDone | None = None,
 ) -> list[Completion]:
     """One completion per request, in request order. Requests are grouped by settings, sorted by prompt
     length (longest first) and run in batches of at most settings.batch_size rows, and at most
-    ``rows_for(positions)`` rows of the batch's longest prompt plus its new tokens (what memory allows)."""
+    ``rows_for(positions)`` rows of the batch's longest prompt plus its new tokens (what memory allows).
+    ``on_output`` is told how many outputs each decoding step finished."""
     prompts = [_encode(tokenizer, r.prompt) for r in requests]
     results: list[Completion | None] = [None] * len(requests)
     by_settings: dict[GenerationSettings, list[int]] = {}
@@ -37,7 +39,7 @@ def generate_all(
             batch = ordered[start : start + max(1, min(settings.batch_size, rows_for(longest)))]
             start += len(batch)
             seeds = [requests[i].seed for i in batch]
-            outputs = _generate_batch(model, tokenizer, [prompts[i] for i in batch], settings, seeds)
+            outputs = _generate_batch(model, tokenizer, [prompts[i] for i in batch], settings, seeds, on_output)
             for index, completion in zip(batch, outputs, strict=True):
                 results[index] = completion
     return [c for c in results if c is not None]
@@ -54,13 +56,14 @@ def _encode(tokenizer: Any, prompt: Any) -> list[int]:
 
 
 def _generate_batch(
-    model: Any, tokenizer: Any, prompts: list[list[int]], settings: GenerationSettings, seeds: list[int]
+    model: Any, tokenizer: Any, prompts: list[list[int]], settings: GenerationSettings, seeds: list[int],
+    on_output: OutputsDone | None = None,
 ) -> list[Completion]:
     started = time.perf_counter()
     eos_ids = _eos_ids(model, tokenizer)
     limits = DecodeLimits(settings.max_new_tokens, frozenset(eos_ids), tuple(settings.stop))
     sampler = None if settings.greedy else SeededSampler(seeds, settings.temperature, settings.top_p)
-    decoded = decode(model, tokenizer, prompts, tokenizer.pad_token_id, limits, sampler)
+    decoded = decode(model, tokenizer, prompts, tokenizer.pad_token_id, limits, sampler, on_output)
     latency = (time.perf_counter() - started) / len(prompts)
     completions = []
     for prompt, tokens, stopped in zip(prompts, decoded.tokens, decoded.stopped, strict=True):

@@ -14,7 +14,7 @@ import json
 import re
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +30,7 @@ from evaltune.harness.backends.base import (
     GenerationRequest,
     Loglikelihood,
     LoglikelihoodRequest,
+    OutputsDone,
     Prompt,
 )
 from evaltune.harness.prompts import render_prompt
@@ -110,10 +111,17 @@ class OpenAIBackend:
         ``harness.prompts.prompt_for``: the same two steps)."""
         return self.model_input(render_prompt(Item("prompt", prompt), settings, self.accepts))
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        """One completion per request, in request order; up to ``concurrency`` requests in flight."""
+    def generate(self, requests: Sequence[GenerationRequest],
+                 on_output: OutputsDone | None = None) -> list[Completion]:
+        """One completion per request, in request order; up to ``concurrency`` requests in flight.
+        ``on_output`` (see ``Backend.generate``) is told of each answer as it arrives, in the calling thread."""
         with self._hiding(), ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
-            return list(pool.map(self._generate_one, requests))
+            futures = [pool.submit(self._generate_one, request) for request in requests]
+            for future in as_completed(futures):
+                future.result()  # the first failure stops the batch here
+                if on_output is not None:
+                    on_output(1)
+            return [future.result() for future in futures]
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
         """Via /completions with echo and logprobs, as lm-eval's local-completions does. Raises BackendError

@@ -6,11 +6,11 @@ all three and say what to write instead.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from evaltune.harness.suite import SuiteError
+from evaltune.suggestions import did_you_mean as did_you_mean  # here for the loaders; it serves every part
 
 
 def describe(value: Any) -> str:
@@ -28,12 +28,6 @@ def describe(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "a list"
     return type(value).__name__
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the choice closest to ``word``, or an empty string when none is close."""
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def check_keys(
