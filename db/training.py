@@ -10,7 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evaltune.db.base import Base, utcnow
 
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+# degraded: trained and evaluated like succeeded, but the collapse check found the adapter worse than its base at
+# what the retune was not meant to change (RetuneJob.collapse_check holds the figures).
+JOB_STATES = ("queued", "running", "succeeded", "degraded", "failed", "cancelled")
 
 
 class PreferenceDataset(Base):
@@ -62,12 +64,21 @@ class RetuneJob(Base):
     method: Mapped[str] = mapped_column(String(10))  # dpo, kto, sft
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("preference_datasets.id"))
-    base_model_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    # None until a worker registers the base the job names by ``base_spec`` (registering loads the model, which
+    # queueing a job must not do).
+    base_model_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    # The base model as resolved when the job was queued (backend, location, served_model, display_name,
+    # default_cache): what the worker loads and registers when base_model_id is None.
+    base_spec: Mapped[dict[str, Any] | None] = mapped_column()
     output_model_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     eval_suites: Mapped[list[Any]] = mapped_column(default=list)
     follow_up_run_ids: Mapped[list[Any]] = mapped_column(default=list)
+    # The collapse check after training (retune.collapse): "degraded", "summary" (one line with the figures) and
+    # the figures themselves; None until the check has run.
+    collapse_check: Mapped[dict[str, Any] | None] = mapped_column()
     log: Mapped[str] = mapped_column(Text, default="")
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)  # one sentence: what failed and the fix
+    traceback: Mapped[str | None] = mapped_column(Text)  # of the error that failed the job, for a bug report
     worker: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     cancel_requested: Mapped[bool] = mapped_column(default=False)

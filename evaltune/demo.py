@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from evaltune.db.engine import Store
@@ -38,6 +38,7 @@ from evaltune.harness.loaders import load_suite
 from evaltune.harness.model_resolution import ResolvedModel
 from evaltune.harness.runner import RunOptions, run_suite
 from evaltune.harness.suite import item_to_dict
+from evaltune.progress import Progress, printing
 from evaltune.retune import jobs
 from evaltune.retune.config import DpoConfig, RetuneConfig
 from evaltune.retune.datasets import build_dataset
@@ -68,6 +69,7 @@ class DemoResult:
     dataset_counts: dict[str, Any] = field(default_factory=dict)
     hallucination: dict[str, Any] = field(default_factory=dict)  # on held-out fictional items
     accuracy: dict[str, Any] = field(default_factory=dict)  # on held-out factual items
+    collapse_check: dict[str, Any] = field(default_factory=dict)  # the job's (retune.collapse)
 
 
 def write_suites(folder: Path, train_share: float) -> tuple[Path, Path]:
@@ -131,13 +133,16 @@ def simulate_ratings(store: Store, run_id: int) -> int:
         campaign = create_campaign(session, None, name=f"demo: simulated ratings of run {run_id}", run_ids=[run_id],
                                    guidelines="Simulated from the suite's references by `evaltune demo`.")
         rater = _simulated_rater(session)
-        while (reservation := claim_next(session, rater, campaign.id)) is not None:
-            task = load_task(session, rater, reservation)
-            shown = session.get_one(CampaignItem, reservation.campaign_item_id)
-            scores = dict(session.execute(select(Score.scorer, Score.value)
-                                          .where(Score.generation_id == shown.generation_id)).tuples().all())
-            answer = _simulated_answer(session.get_one(SuiteItem, shown.item_id), scores, task.outputs[0])
-            submit_rating(session, rater, reservation.assignment_id, answer, simulated=True)
+        items = session.scalar(select(func.count()).where(CampaignItem.campaign_id == campaign.id)) or 0
+        with Progress("simulated ratings", total=items * campaign.overlap, unit="rating") as progress:
+            while (reservation := claim_next(session, rater, campaign.id)) is not None:
+                task = load_task(session, rater, reservation)
+                shown = session.get_one(CampaignItem, reservation.campaign_item_id)
+                scores = dict(session.execute(select(Score.scorer, Score.value)
+                                              .where(Score.generation_id == shown.generation_id)).tuples().all())
+                answer = _simulated_answer(session.get_one(SuiteItem, shown.item_id), scores, task.outputs[0])
+                submit_rating(session, rater, reservation.assignment_id, answer, simulated=True)
+                progress.advance()
         return campaign.id
 
 
@@ -147,8 +152,9 @@ def _run_base(store: Store, model: ResolvedModel, suites: list[Path], options: D
         info = model.record()
         run_ids = []
         for path in suites:
-            outcome = run_suite(store.sessions, load_suite(str(path)), backend, info,
-                                RunOptions(code_version=options.code_version))
+            with Progress(f"generating {path.stem}", unit="output") as progress:
+                outcome = run_suite(store.sessions, load_suite(str(path)), backend, info,
+                                    RunOptions(code_version=options.code_version), on_progress=progress.update_to)
             log(f"base run {outcome.run_id} of {path.stem}")
             run_ids.append(outcome.run_id)
         return run_ids
@@ -167,45 +173,69 @@ def _metric(rows: list[dict[str, Any]], name: str, invert: bool = False) -> dict
             "delta": -row["delta"], "ci": [-high, -low], "q": row["q"]}
 
 
+STAGES = ("base runs", "ratings and dataset", "retune and re-run")
+
+
 def run_demo(store: Store, model: ResolvedModel, options: DemoOptions, log: Log = print) -> DemoResult:
-    """The loop end to end (see the module docstring); timings per step, numbers, and the ids to look at."""
+    """The loop end to end (see the module docstring); timings per step, numbers, and the ids to look at.
+
+    On a terminal a bar counts the three stages, with a bar below it for the step under way (generating,
+    rating, training, scoring); ``log``'s lines are printed between the bars."""
     result = DemoResult()
-    clock = time.perf_counter()
+    log = printing(log)
+    with Progress("demo", total=len(STAGES), unit="stage") as stages:
+        clock = time.perf_counter()
+        stages.note(STAGES[0])
 
-    def step(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        result.timings[name] = round(now - clock, 1)
-        log(f"[{name}: {now - clock:.1f}s]")
-        clock = now
+        def step(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            result.timings[name] = round(now - clock, 1)
+            log(f"[{name}: {now - clock:.1f}s]")
+            clock = now
+            stages.advance()
+            stages.note(STAGES[min(stages.done, len(STAGES) - 1)])
 
-    train_path, heldout_path = write_suites(options.home / "demo", options.train_share)
-    train_run, heldout_run = _run_base(store, model, [train_path, heldout_path], options, log)
-    result.runs.update(base_train=train_run, base_heldout=heldout_run)
-    step("base runs")
+        train_path, heldout_path = write_suites(options.home / "demo", options.train_share)
+        train_run, heldout_run = _run_base(store, model, [train_path, heldout_path], options, log)
+        result.runs.update(base_train=train_run, base_heldout=heldout_run)
+        step(STAGES[0])
+        _rate_and_queue(store, train_run, heldout_path, options, result)
+        log(f"simulated ratings -> dataset {result.dataset_counts}; job {result.job_id} queued")
+        step(STAGES[1])
+        rows = _retune_and_compare(store, heldout_run, options, result, log)
+        step(STAGES[2])
+    result.hallucination = _metric(rows, "abstention", invert=True)
+    result.accuracy = _metric(rows, "answer_match")
+    (options.home / "demo" / "summary.json").write_text(json.dumps(asdict(result), indent=2, default=str))
+    return result
+
+
+def _rate_and_queue(store: Store, train_run: int, heldout_path: Path, options: DemoOptions,
+                    result: DemoResult) -> None:
+    """Simulated ratings of the training run, a ``correction`` dataset from them, and a retune job on it."""
     campaign_id = simulate_ratings(store, train_run)
     with store.session_scope() as session:
         dataset = build_dataset(session, campaign_id, "correction",
                                 StrategyParams(holdout=0.0, abstention_anchor=ABSTAIN), "demo corrections")
         result.dataset_counts = dict(dataset.counts)
-        base_id = session.get(Run, train_run).model_version_id  # type: ignore[union-attr]
+        base_id = session.get_one(Run, train_run).model_version_id
         result.job_id = jobs.enqueue(session, dataset_id=dataset.id, base_model_id=base_id, config=options.config,
                                      eval_suites=[str(heldout_path)]).id
-    log(f"simulated ratings -> dataset {result.dataset_counts}; job {result.job_id} queued")
-    step("ratings and dataset")
+
+
+def _retune_and_compare(store: Store, heldout_run: int, options: DemoOptions, result: DemoResult,
+                        log: Log) -> list[dict[str, Any]]:
+    """Run the job here (train, register, re-run the held-out suite); the held-out comparison's rows."""
     worker = WorkerOptions(home=options.home, name="demo", eval=EvalSettings(threads=options.threads,
                                                                                code_version=options.code_version))
     run_once(store, worker, log, job_id=result.job_id)
     with store.session_scope() as session:
         job = session.get(RetuneJob, result.job_id)
         assert job is not None
-        if job.status != "succeeded":
+        if job.status not in ("succeeded", "degraded"):  # a degraded adapter is still compared, and said so
             raise RuntimeError(f"demo job {job.id} {job.status}: {job.error}\n{job.log[-2000:]}")
+        result.collapse_check = dict(job.collapse_check or {})
         result.adapter_model_id = job.output_model_id
         result.runs["tuned_heldout"] = job.follow_up_run_ids[0]
-        rows = compare_runs(session, heldout_run, result.runs["tuned_heldout"])
-    step("retune and re-run")
-    result.hallucination = _metric(rows, "abstention", invert=True)
-    result.accuracy = _metric(rows, "answer_match")
-    (options.home / "demo" / "summary.json").write_text(json.dumps(asdict(result), indent=2, default=str))
-    return result
+        return compare_runs(session, heldout_run, result.runs["tuned_heldout"])

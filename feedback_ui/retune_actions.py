@@ -19,17 +19,19 @@ from evaltune.retune.strategies import StrategyParams
 
 def build_dataset_as(session: Session, actor: Account, campaign_id: int, strategy: str,
                      params: StrategyParams) -> dict[str, int]:
-    """Build a preference dataset from a campaign's ratings (admins only); returns its row counts."""
+    """Build a preference dataset from a campaign's ratings (admins only); returns its row counts. Raises
+    ``EmptyDatasetError`` saying why, storing nothing, when the ratings give no training row."""
     require_role(actor, "admin")
     return dict(build_dataset(session, campaign_id, strategy, params).counts)
 
 
 def queue_job_as(session: Session, actor: Account, dataset_id: int, base_model_id: int, config: RetuneConfig,
                  eval_suites: Sequence[str] = ()) -> int:
-    """Queue a LoRA retune job (admins only); returns its id."""
+    """Queue a LoRA retune job (admins only); returns its id. Raises ``jobs.JobError`` with the reason and the
+    fix, storing nothing, for a job that cannot succeed (see ``jobs.submit``)."""
     require_role(actor, "admin")
-    return jobs.enqueue(session, dataset_id=dataset_id, base_model_id=base_model_id, config=config,
-                        eval_suites=eval_suites).id
+    return jobs.submit(session, dataset_id=dataset_id, base=jobs.Base(version_id=base_model_id), config=config,
+                       eval_suites=eval_suites).id
 
 
 def cancel_job_as(session: Session, actor: Account, job_id: int) -> str:

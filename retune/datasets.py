@@ -15,12 +15,14 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from evaltune import textfiles
@@ -29,7 +31,14 @@ from evaltune.db.ratings import Adjudication, Campaign, CampaignItem, Rating
 from evaltune.db.training import PreferenceDataset, PreferenceRow
 from evaltune.harness.prompts import training_prompt
 from evaltune.harness.store_records import item_from_row, settings_from_row
-from evaltune.retune.strategies import RatingRecord, StrategyParams, build_rows, get_strategy, strategies
+from evaltune.retune.strategies import (
+    RatingRecord,
+    StrategyParams,
+    build_rows,
+    get_strategy,
+    strategies,
+    why_no_rows,
+)
 
 EXPORT_FORMATS = ("jsonl", "parquet")
 # 1: the columns of docs/dataset_formats.md. A file with no metadata beside it (written before there was any)
@@ -105,18 +114,28 @@ def _answers(rating: Rating, first_generation_id: int, decision: dict[str, Any] 
     return answers
 
 
+class EmptyDatasetError(ValueError):
+    """The ratings give no training row by the strategy asked for; the message says which were dropped and why,
+    and which strategies would make rows from them."""
+
+
 def build_dataset(
     session: Session, campaign_id: int, strategy: str, params: StrategyParams, name: str = "",
-    chat: bool | None = None,
+    chat: bool | None = None, allow_empty: bool = False,
 ) -> PreferenceDataset:
     """Derive rows from the campaign's ratings by ``strategy`` and store them as a new dataset (not committed).
 
     The dataset records the strategy, its parameters and the counts (kept, dropped and why, train/holdout,
-    and ``adjudicated_items``: items whose rows follow an adjudicator's decision rather than the votes)."""
+    and ``adjudicated_items``: items whose rows follow an adjudicator's decision rather than the votes).
+    Raises ``EmptyDatasetError``, storing nothing, when no row would be left to train on, unless
+    ``allow_empty``."""
     if session.get(Campaign, campaign_id) is None:
         raise LookupError(f"no campaign {campaign_id} in the store; see 'evaltune campaigns list'")
     method = get_strategy(strategy).method
-    rows, counts = build_rows(load_records(session, campaign_id, chat), strategy, params)
+    records = load_records(session, campaign_id, chat)
+    rows, counts = build_rows(records, strategy, params)
+    if not counts["train"] and not allow_empty:
+        raise EmptyDatasetError(_why_empty(campaign_id, strategy, params, records, counts))
     counts["adjudicated_items"] = _adjudicated_items(session, campaign_id)
     dataset = PreferenceDataset(
         name=name or f"campaign {campaign_id} {strategy}", strategy=strategy, campaign_id=campaign_id,
@@ -132,6 +151,55 @@ def build_dataset(
     )
     session.flush()
     return dataset
+
+
+def _why_empty(campaign_id: int, strategy: str, params: StrategyParams, records: Sequence[RatingRecord],
+               counts: dict[str, int]) -> str:
+    """One sentence: why ``strategy`` made no training row from the campaign's ratings, and what would."""
+    if not records:
+        return (f"campaign {campaign_id} has no answered ratings yet, so strategy {strategy} has nothing to build "
+                "rows from; rate its items in the app ('evaltune ui') first")
+    if counts["holdout"]:
+        reasons = [f"all {counts['holdout']} of its rows fell in the held-out share (holdout {params.holdout:g})"]
+    else:
+        reasons = why_no_rows(counts) or ["none of them holds an answer it reads"]
+    others = [f"{name} makes {made}" for name in strategies() if name != strategy
+              for made in [build_rows(records, name, params)[1]["train"]] if made]
+    if others:
+        fix = f"from these ratings strategy {', '.join(others)} training rows"
+    elif counts["holdout"]:
+        fix = "lower holdout, or rate more items"
+    else:
+        fix = f"rate more items, giving the answers strategy {strategy} reads (see 'evaltune data build --help')"
+    return (f"strategy {strategy} made no training rows from the {len(records)} ratings of campaign {campaign_id}: "
+            f"{', '.join(reasons)}; {fix}")
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """A stored dataset as listings show it: what it was built from and for, and its rows per split."""
+
+    id: int
+    name: str
+    strategy: str
+    method: str
+    campaign_id: int | None
+    train_rows: int
+    holdout_rows: int
+    created_at: datetime
+
+
+def dataset_summaries(session: Session, dataset_ids: Sequence[int] | None = None) -> list[DatasetSummary]:
+    """Every dataset (or those of ``dataset_ids``), newest first, with its rows counted in the store."""
+    per_split = select(PreferenceRow.dataset_id, PreferenceRow.split, func.count()).group_by(
+        PreferenceRow.dataset_id, PreferenceRow.split)
+    query = select(PreferenceDataset).order_by(PreferenceDataset.id.desc())
+    if dataset_ids is not None:
+        per_split = per_split.where(PreferenceRow.dataset_id.in_(dataset_ids))
+        query = query.where(PreferenceDataset.id.in_(dataset_ids))
+    rows = {(dataset_id, split): int(n) for dataset_id, split, n in session.execute(per_split)}
+    return [DatasetSummary(d.id, d.name, d.strategy, dataset_method(d), d.campaign_id, rows.get((d.id, "train"), 0),
+                           rows.get((d.id, "holdout"), 0), d.created_at) for d in session.scalars(query)]
 
 
 def _adjudicated_items(session: Session, campaign_id: int) -> int:

@@ -55,7 +55,8 @@ def register_and_load(
     return version_id, backend, info
 
 
-def _base_run(session: Session, base_id: int, suite_name: str) -> int | None:
+def base_run(session: Session, base_id: int, suite_name: str) -> int | None:
+    """The base model's latest completed run of the suite: what a re-evaluation is compared with."""
     return session.execute(
         select(Run.id).join(Suite, Suite.id == Run.suite_id)
         .where(Run.model_version_id == base_id, Suite.name == suite_name, Run.status == "completed")
@@ -73,6 +74,13 @@ def compare_runs(session: Session, baseline_id: int, candidate_id: int) -> list[
             for m in report.metrics]
 
 
+def change_line(row: dict[str, Any]) -> str:
+    """One ``compare_runs`` row as a person reads it: metric, base -> adapter, the change with its interval."""
+    low, high = row["ci"]
+    return (f"{row['metric']} {row['baseline']:.3f} -> {row['candidate']:.3f} ({row['delta']:+.3f}, 95% CI "
+            f"{low:+.3f} to {high:+.3f}; {row['verdict']})")
+
+
 def reevaluate(
     sessions: sessionmaker[Session], backend: Any, info: ModelRecord, base_id: int, suites: Sequence[str],
     settings: EvalSettings, log: Log,
@@ -86,13 +94,13 @@ def reevaluate(
         run_ids.append(outcome.run_id)
         log(f"re-evaluated {suite.name}: run {outcome.run_id}")
         with sessions.begin() as session:
-            baseline = _base_run(session, base_id, suite.name)
+            baseline = base_run(session, base_id, suite.name)
             if baseline is None:
                 log(f"no completed run of {suite.name} on the base model: nothing to compare with")
                 continue
             try:
                 for row in compare_runs(session, baseline, outcome.run_id):
-                    log(f"compare run {baseline} -> {outcome.run_id}: {row}")
+                    log(f"compare run {baseline} -> {outcome.run_id}: {change_line(row)}")
             except Exception as error:  # a comparison that fails must not fail a trained, evaluated job
                 log(f"warning: comparing run {baseline} with {outcome.run_id} failed: {error}")
     return run_ids

@@ -221,6 +221,7 @@ def pairwise_rows(records: Sequence[RatingRecord], params: StrategyParams, count
     by_item: dict[tuple[int, str, str], list[RatingRecord]] = defaultdict(list)
     for record in records:
         if record.choice is None or record.side_a is None or record.side_b is None:
+            counts["ignored_single_output"] += 1
             continue
         if _same_answer(record.side_a, record.side_b):
             counts["dropped_same_answer"] += 1
@@ -250,11 +251,13 @@ def _winner(record: RatingRecord) -> str | None:
     return None
 
 
-def _by_output(records: Iterable[RatingRecord]) -> dict[tuple[int, str], list[RatingRecord]]:
+def _by_output(records: Iterable[RatingRecord], counts: Counter[str]) -> dict[tuple[int, str], list[RatingRecord]]:
     grouped: dict[tuple[int, str], list[RatingRecord]] = defaultdict(list)
     for record in records:
         if record.choice is None:
             grouped[(record.item_id, record.output)].append(record)
+        else:
+            counts["ignored_ab_vote"] += 1
     return grouped
 
 
@@ -262,9 +265,10 @@ def _by_output(records: Iterable[RatingRecord]) -> dict[tuple[int, str], list[Ra
 def likert_gap_rows(records: Sequence[RatingRecord], params: StrategyParams, counts: Counter[str]) -> list[Row]:
     """Within one item, the best- and worst-rated outputs (mean Likert) make a pair if their gap is big enough."""
     outputs: dict[int, list[tuple[float, float, str, list[int], Any]]] = defaultdict(list)
-    for (item_id, output), group in _by_output(records).items():
+    for (item_id, output), group in _by_output(records, counts).items():
         scores = [r.likert for r in group if r.likert is not None]
         if not scores:
+            counts["ignored_no_likert"] += len(group)
             continue
         # Agreement on a 1-5 scale: 1 when all raters gave the same score, 0 when they span the whole scale.
         agreement = 1.0 - (max(scores) - min(scores)) / 4.0
@@ -293,6 +297,7 @@ def _corrections(records: Sequence[RatingRecord], counts: Counter[str]) -> list[
     for record in records:
         text = (record.correction or "").strip()
         if not text:
+            counts["ignored_no_correction"] += 1
             continue
         if text == record.output.strip():
             counts["dropped_correction_equals_output"] += 1
@@ -334,7 +339,7 @@ def kto_rows(records: Sequence[RatingRecord], params: StrategyParams, counts: Co
     """Thumbs (or Likert thresholds, or a hallucination flag) label an output desirable or not;
     a correction is a desirable completion of its own."""
     rows = []
-    for (item_id, output), group in _by_output(records).items():
+    for (item_id, output), group in _by_output(records, counts).items():
         votes = [v for v in (_kto_vote(r, params) for r in group) if v is not None]
         if not votes:
             counts["dropped_no_label"] += 1
@@ -353,6 +358,28 @@ def sft_rows(records: Sequence[RatingRecord], params: StrategyParams, counts: Co
     """Corrections become supervised completions."""
     return [Row(r.item_id, r.prompt, completion=(r.correction or "").strip(), rating_ids=[r.rating_id])
             for r in _corrections(records, counts)]
+
+
+# What a count of ``build_rows`` means, in words ({n} is the count); ``data build`` says why no row was made with them.
+COUNT_WORDS = {
+    "ignored_single_output": "{n} ratings judge one output, not an A/B pair",
+    "ignored_ab_vote": "{n} ratings are A/B votes, not judgements of one output",
+    "ignored_no_likert": "{n} ratings give no Likert score",
+    "ignored_no_correction": "{n} ratings give no correction",
+    "dropped_tie_or_both_bad": "{n} votes are ties or both-bad",
+    "dropped_same_answer": "{n} compare two copies of the same answer",
+    "dropped_single_output": "{n} items have only one rated output to pair",
+    "dropped_small_gap": "{n} items' best and worst Likert means are closer than min_gap",
+    "dropped_correction_equals_output": "{n} corrections repeat the output",
+    "dropped_no_label": "{n} outputs have neither thumbs nor a Likert score past good_likert/bad_likert",
+    "dropped_low_agreement": "{n} rows' raters agree less than min_agreement",
+}
+
+
+def why_no_rows(counts: dict[str, int]) -> list[str]:
+    """The counts that explain missing rows, in words, largest first (see ``COUNT_WORDS``)."""
+    found = sorted(((n, key) for key, n in counts.items() if key in COUNT_WORDS and n), reverse=True)
+    return [COUNT_WORDS[key].format(n=n) for n, key in found]
 
 
 def build_rows(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import json
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaltune.progress import Progress
 from evaltune.retune.config import RetuneConfig
 
 Log = Callable[[str], None]
@@ -96,18 +96,26 @@ def _lora(config: RetuneConfig) -> Any:
 
 
 class _JobCallback:
-    """Forwards Trainer logs to the job log, stops on cancel, and warns when rewards separate too early."""
+    """Forwards Trainer logs to the job log, stops on cancel, warns when rewards separate too early, and moves a
+    progress bar per training step on a terminal (the Trainer's own tqdm bar is off: ``disable_tqdm``)."""
 
     def __init__(self, log: Log, should_stop: Callable[[], bool], history: list[dict[str, float]],
                  warnings: list[str]) -> None:
         self.log, self.should_stop, self.history, self.warnings = log, should_stop, history, warnings
         self.stopped = False
+        self.progress: Progress | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if state.is_world_process_zero:  # one bar, not one per process of a distributed run
+            self.progress = Progress("training", total=state.max_steps, unit="step")
+            self.progress.update_to(state.global_step, state.max_steps)  # a resumed run starts part-way
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any) -> None:
         numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
         numbers["step"] = float(state.global_step)
         self.history.append(numbers)
-        self.log(json.dumps({k: round(v, 5) for k, v in numbers.items()}))
+        values = ", ".join(f"{key} {value:.4g}" for key, value in numbers.items() if key != "step")
+        self.log(f"step {state.global_step}{f' of {state.max_steps}' if state.max_steps else ''}: {values}")
         accuracy = numbers.get("rewards/accuracies")
         early = state.max_steps and state.global_step <= max(1, state.max_steps // 4)
         if accuracy == 1.0 and early and not any("accuracy" in w for w in self.warnings):
@@ -117,9 +125,19 @@ class _JobCallback:
             self.log("warning: " + message)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if self.progress is not None:
+            self.progress.update_to(state.global_step, state.max_steps)
         if self.should_stop():
             self.stopped = True
             control.should_training_stop = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        self.close_progress()
+
+    def close_progress(self) -> None:
+        """Take the bar off the terminal (also when training stopped on an error)."""
+        if self.progress is not None:
+            self.progress.close()
 
 
 def _callback(log: Log, should_stop: Callable[[], bool], history: list[dict[str, float]],
@@ -258,8 +276,11 @@ def train(
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if resume:
         log(f"resuming from {resume}")
-    with _without_libraries_deprecations():
-        trainer.train(resume_from_checkpoint=resume)
+    try:
+        with _without_libraries_deprecations():
+            trainer.train(resume_from_checkpoint=resume)
+    finally:
+        callback.close_progress()
     result.stopped = callback.stopped
     if trainer.accelerator.is_main_process:
         trainer.model.save_pretrained(str(result.adapter_dir), safe_serialization=True)

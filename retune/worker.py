@@ -4,6 +4,9 @@ While a job trains, a background thread heartbeats every few seconds and picks u
 stops training at the next step. A job whose worker dies is failed by the next worker's ``reap_dead``, and
 ``evaltune jobs retry`` queues it again: training then resumes from the job's last complete checkpoint.
 Writes to the store (log lines, heartbeats, the final state) survive a short loss of the store.
+
+A job that fails gets one sentence in ``error`` and in its log, saying what failed and the fix; the traceback
+goes to the job's ``traceback`` (``evaltune jobs show N --traceback``).
 """
 
 from __future__ import annotations
@@ -19,18 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import exc
+from sqlalchemy import exc, select
 from sqlalchemy.orm import Session
 
 from evaltune import settings
 from evaltune.db.engine import Store, StoreError, connection_lost, in_transaction
-from evaltune.db.evaluation import ModelVersion
+from evaltune.db.evaluation import ModelVersion, Run, Suite
 from evaltune.db.training import RetuneJob
+from evaltune.harness.backends.base import BackendError
 from evaltune.retune import jobs
+from evaltune.retune.collapse import check_after_training, check_lines
 from evaltune.retune.config import RetuneConfig, load_config
-from evaltune.retune.datasets import dataset_records
-from evaltune.retune.reevaluate import EvalSettings, reevaluate, register_and_load
-from evaltune.retune.register import register_merged
+from evaltune.retune.datasets import dataset_records, dataset_summaries
+from evaltune.retune.reevaluate import EvalSettings, base_run, change_line, compare_runs, reevaluate, register_and_load
+from evaltune.retune.register import register_base, register_merged
 
 
 def default_worker_name() -> str:
@@ -87,11 +92,15 @@ def run_once(
     return job_id
 
 
-def run_forever(store: Store, options: WorkerOptions, poll_s: float = 5.0, log: Callable[[str], None] = print) -> None:
-    """Run queued jobs one after another, polling the store when the queue is empty or unreachable."""
+def run_forever(store: Store, options: WorkerOptions, poll_s: float = 5.0, log: Callable[[str], None] = print,
+                done: Callable[[int], object] = lambda job_id: None) -> None:
+    """Run queued jobs one after another, polling the store when the queue is empty or unreachable; ``done`` is
+    called with each job's id once it has finished."""
     while True:
         try:
             claimed = run_once(store, options, log)
+            if claimed is not None:
+                done(claimed)
         except (StoreError, exc.DBAPIError) as error:
             if isinstance(error, exc.DBAPIError) and not connection_lost(error):
                 raise
@@ -111,18 +120,68 @@ class _JobInputs:
     suites: list[str]
 
 
+class _Stage:
+    """What the job is doing now, named in its failure message ("training failed: ...")."""
+
+    def __init__(self) -> None:
+        self.now = "reading the job"
+
+
+def _register_base(store: Store, job_id: int, options: WorkerOptions, log: Callable[[str], None]) -> None:
+    """Register the base a job names by spec (``jobs.base_spec``) as a model version, loading it once: queueing
+    the job did not, so that queueing stays cheap."""
+    with store.sessions() as session:
+        job = session.get_one(RetuneJob, job_id)
+        spec, registered = job.base_spec, job.base_model_id
+    if registered is not None or spec is None:
+        return
+    model = jobs.base_model(spec, options.eval.threads)
+    version_id = register_base(store.sessions, model)
+    _write(store, job_id, lambda session: jobs.set_base(session, job_id, version_id))
+    log(f"base model {model.display_name or model.location} registered as model version {version_id}")
+
+
 def _job_inputs(store: Store, job_id: int) -> _JobInputs:
     with store.session_scope() as session:
         job = session.get(RetuneJob, job_id)
-        assert job is not None  # just claimed by us
-        base = session.get(ModelVersion, job.base_model_id)
-        if base is None:
-            raise LookupError(f"base model version {job.base_model_id} is not in the store")
-        if base.adapter_path:
-            raise ValueError("retuning an adapter model version is not supported yet: pick its base")
-        config, notes = load_config(job.config, job.method)
+        assert job is not None and job.base_model_id is not None  # claimed by us, its base registered
+        jobs.check_base(session, jobs.Base(version_id=job.base_model_id))
+        base = session.get_one(ModelVersion, job.base_model_id)
+        try:
+            config, notes = load_config(job.config, job.method)
+        except ValueError as error:  # written by another evaltune version, or edited by hand
+            raise jobs.JobError(f"{error}; this job cannot run: queue a new one with 'evaltune retune'") from error
+        # A job queued past ``jobs.submit`` (a script, an older evaltune) may not fit its dataset: say so in one
+        # line rather than fail inside the trainer on a missing column. The row minimum was the queuer's choice.
+        dataset = dataset_summaries(session, [job.dataset_id])
+        problem = jobs.dataset_problem(dataset[0], job.method, force=True) if dataset else (
+            f"dataset {job.dataset_id} is no longer in the store; queue a new job on another dataset")
+        if problem:
+            raise jobs.JobError(problem)
         records = dataset_records(session, job.dataset_id, "train", weights=True)
         return _JobInputs(config, notes, records, base.location, base.id, list(job.eval_suites))
+
+
+def failure_message(error: Exception, stage: str, job_id: int) -> str:
+    """One sentence a person can act on: what failed while doing ``stage``, and the fix."""
+    retry = f"'evaltune jobs retry {job_id}'"
+    if isinstance(error, jobs.JobError):
+        text = str(error)
+    elif isinstance(error, BackendError):
+        text = f"{stage} failed: {error}"
+    elif type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower():
+        text = (f"{stage} ran out of memory; queue the job again with a smaller --batch-size or --max-length "
+                "(--gradient-accumulation-steps keeps the effective batch)")
+    elif isinstance(error, OSError) and error.strerror:
+        where = f" {error.filename}" if error.filename else ""
+        text = (f"{stage} failed: cannot use{where} ({error.strerror}); free disk space or fix the folder's "
+                f"permissions under EVALTUNE_HOME, then {retry}")
+    else:
+        first = (str(error).strip().splitlines() or [""])[0]
+        text = (f"{stage} failed with an unexpected {type(error).__name__}{': ' + first if first else ''}; "
+                f"'evaltune jobs show {job_id} --traceback' shows where (worth a bug report), and {retry} runs it "
+                "again")
+    return " ".join(text.split())  # one line, whatever the library put in its message
 
 
 def _write(store: Store, job_id: int, work: Callable[[Session], None]) -> None:
@@ -140,14 +199,16 @@ def execute(store: Store, job_id: int, options: WorkerOptions) -> None:
 
     beat = _Heartbeat(store, job_id, options.name, options.heartbeat_s)
     beat.start()
+    stage = _Stage()
     try:
-        _execute(store, job_id, options, log, beat)
+        _execute(store, job_id, options, log, beat, stage)
     except StoreError:
         raise
     except Exception as error:
-        log(traceback.format_exc(limit=8))
-        message = f"{type(error).__name__}: {error}"
-        _write(store, job_id, lambda session: jobs.finish(session, job_id, "failed", error=message))
+        message, details = failure_message(error, stage.now, job_id), traceback.format_exc()
+        log(f"failed: {message}")
+        _write(store, job_id, lambda session: jobs.finish(session, job_id, "failed", error=message,
+                                                          traceback=details))
     finally:
         beat.stop()
 
@@ -163,15 +224,19 @@ def _drop_partial_checkpoints(folder: Path, log: Callable[[str], None]) -> None:
 
 
 def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[str], None],
-             beat: _Heartbeat) -> None:
+             beat: _Heartbeat, stage: _Stage) -> None:
     from evaltune.retune.train import train
 
+    if options.eval.threads > 0:
+        settings.apply_threads(options.eval.threads)
+    stage.now = "loading the base model to register it"
+    _register_base(store, job_id, options, log)
+    stage.now = "reading the job"
     inputs = _job_inputs(store, job_id)
     config, base_id = inputs.config, inputs.base_id
     for note in inputs.config_notes:
         log(f"warning: {note}")
-    if options.eval.threads > 0:
-        settings.apply_threads(options.eval.threads)
+    stage.now = "training"
     log(f"training {config.method} on {len(inputs.records)} rows from {inputs.base_location}")
     started = time.perf_counter()
     output_dir = options.home / "adapters" / f"job-{job_id}"
@@ -183,6 +248,7 @@ def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[s
                                                           error="cancelled while training"))
         return
     details = {"method": config.method, "warnings": result.warnings, "history": result.history[-3:]}
+    stage.now = "registering the adapter"
     version_id, backend, info = register_and_load(store.sessions, base_id, result.adapter_dir, job_id, details,
                                                   options.eval)
     log(f"adapter registered as model version {version_id}")
@@ -192,9 +258,41 @@ def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[s
             assert adapter_version is not None
             merged_id = register_merged(session, adapter_version, result.merged_dir).id
         log(f"merged model ({result.merged_dir}) registered as model version {merged_id}")
+    stage.now = f"re-evaluating adapter model:{version_id}"
     try:
+        check_after_training(store.sessions, backend, info, options.eval, log)
         run_ids = reevaluate(store.sessions, backend, info, base_id, inputs.suites, options.eval, log)
     finally:
         backend.close()
     _write(store, job_id, lambda session: jobs.finish(session, job_id, "succeeded", output_model_id=version_id,
                                                       follow_up_run_ids=run_ids))
+
+
+def outcome_lines(session: Session, job_id: int, collapse: bool = True) -> list[str]:
+    """What a finished job came to, for a person: its state, the adapter and the base, the collapse check (unless
+    not ``collapse``: a caller that shows it elsewhere), and for each re-evaluation run the change from the base's
+    run of that suite, metric by metric."""
+    job = session.get_one(RetuneJob, job_id)
+    if job.status not in ("succeeded", "degraded"):
+        lines = [f"job {job.id} {job.status}" + (f": {job.error}" if job.error else "")]
+        if job.traceback:
+            lines.append(f"  'evaltune jobs show {job.id} --traceback' shows where it failed")
+        return lines
+    lines = [f"job {job.id} {job.status}: adapter model:{job.output_model_id} ({job.method}) from base "
+             f"{jobs.base_label(job)}"]
+    if collapse:
+        lines.extend(f"  {line}" for line in check_lines(job.collapse_check))
+    for run_id in job.follow_up_run_ids:
+        suite = session.scalar(select(Suite.name).join(Run, Run.suite_id == Suite.id).where(Run.id == run_id))
+        baseline = base_run(session, job.base_model_id, suite) if suite and job.base_model_id else None
+        if baseline is None:
+            lines.append(f"  {suite}: run {run_id}; the base has no completed run of it to compare with")
+            continue
+        lines.append(f"  {suite}: run {run_id} against the base's run {baseline}")
+        try:
+            lines.extend(f"    {change_line(row)}" for row in compare_runs(session, baseline, run_id))
+        except Exception as error:  # a report that cannot be built must not hide the job's result
+            lines.append(f"    (no comparison: {error})")
+    if not job.follow_up_run_ids:
+        lines.append("  no suites re-run (queue with --eval-after SUITE to compare with the base)")
+    return lines

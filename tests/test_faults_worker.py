@@ -68,7 +68,7 @@ def _a_minute_passes(url: str, job_id: int) -> None:
 
 def _training(url: str, checkpoints: Path) -> bool:
     """Job 1 has logged a training step and written a complete checkpoint: it is mid-training."""
-    trained = '"loss"' in (_job(url, 1).log or "")
+    trained = re.search(r"^step \d+ of \d+: loss ", _job(url, 1).log or "", re.M) is not None
     return trained and any((c / "trainer_state.json").is_file() for c in checkpoints.glob("checkpoint-*"))
 
 
@@ -106,7 +106,7 @@ def test_a_worker_killed_mid_training_leaves_a_clear_failed_job_that_a_retry_fin
     second = _cli(store_url, "worker", "--once")
     assert (f"job 1 marked failed: worker {dead} died: its process is gone" in second
             and "no adapter was registered. Run 'evaltune jobs retry 1' to queue it again" in second), second
-    assert "job 2 done: succeeded" in second
+    assert "job 2 succeeded: adapter model:" in second
     failed = _job(store_url, 1)
     assert failed.status == "failed" and f"worker {dead} died" in (failed.error or "")
     assert _job(store_url, 2).status == "succeeded"
@@ -114,7 +114,7 @@ def test_a_worker_killed_mid_training_leaves_a_clear_failed_job_that_a_retry_fin
     _assert_no_half_registered_adapter(store_url, adapters)
 
     assert "job 1: queued again" in _cli(store_url, "jobs", "retry", "1")
-    assert "job 1 done: succeeded" in _cli(store_url, "worker", "--once")
+    assert "job 1 succeeded: adapter model:" in _cli(store_url, "worker", "--once")
     retried = _job(store_url, 1)
     assert retried.status == "succeeded" and retried.error is None and retried.output_model_id is not None
     assert re.search(r"resuming from .*checkpoint-\d+", retried.log), retried.log  # not from scratch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_ratings_become_an_adapter_that_prefers_the_corrections(
     with store.session_scope() as session:
         job = session.get(RetuneJob, job_id)
         assert job is not None and job.status == "succeeded", job.log if job else None
-        assert '"loss"' in job.log
+        assert re.search(r"^step \d+ of \d+: loss ", job.log, re.M), job.log  # readable lines, not JSON
         version = session.get(ModelVersion, job.output_model_id)
         assert version is not None and version.parent_id == rated.base_model_id
         assert version.retune_job_id == job_id and version.adapter_path

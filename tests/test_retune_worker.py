@@ -90,7 +90,7 @@ def test_the_worker_runs_an_old_weighted_job_with_no_future_warning_and_no_loadi
         worked = CliRunner().invoke(cli, ["worker", "--once"], catch_exceptions=False)
     printed = capfd.readouterr()
 
-    assert worked.exit_code == 0 and "job 1 done: succeeded" in worked.output, worked.output
+    assert worked.exit_code == 0 and "job 1 succeeded: adapter model:" in worked.output, worked.output
     future = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught if issubclass(w.category, FutureWarning)]
     assert future == []
     for output in (worked.output, printed.out, printed.err):

@@ -25,6 +25,7 @@ from evaltune.feedback_ui import adjudication, auth, campaigns, queue, rating_ta
 from evaltune.feedback_ui.answers import SingleAnswer
 from evaltune.feedback_ui.auth import Account, PermissionDenied
 from evaltune.feedback_ui.screens import PAGES, Page
+from evaltune.retune import jobs
 from evaltune.retune.config import SftConfig
 from evaltune.retune.strategies import StrategyParams
 from tests.fixtures.feedback_seed import Seeded, seed_store
@@ -84,7 +85,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         dataset = PreferenceDataset(name="d", strategy="sft", campaign_id=shared, counts={"train": 0})
         s.add(dataset)
         s.flush()
-        job = retune_actions.queue_job_as(s, users["admin"], dataset.id, 1, SftConfig())
+        # A queued job to cancel. Not through queue_job_as: that refuses a dataset with no rows to train on.
+        job = jobs.enqueue(s, dataset_id=dataset.id, base_model_id=1, config=SftConfig()).id
         dataset_id = dataset.id
     yield World(store, seeded, shared, private, mine.assignment_id, theirs.assignment_id, theirs, item, dataset_id,
                 job)

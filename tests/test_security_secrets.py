@@ -159,7 +159,9 @@ def test_secrets_stay_out_of_output_logs_rows_and_reports(
     # Success paths: migrate, two runs, listings, reports in every format, a gate with JUnit and a summary.
     t.run(["db", "upgrade"], base)
     t.run(run, base)
-    t.run([*run, "--seed", "1"], {**base, "EVALTUNE_OPENAI_API_KEY": "", "OPENAI_API_KEY": API_KEY})
+    # Sampled, so that the second run asks the endpoint again (greedily, any seed would be the first run).
+    t.run([*run, "--seed", "1", "--temperature", "0.7"],
+          {**base, "EVALTUNE_OPENAI_API_KEY": "", "OPENAI_API_KEY": API_KEY})
     assert f"Bearer {API_KEY}" in _FakeOpenAI.seen  # the key was really sent, from either variable
     for args in (["runs", "list"], ["runs", "show", "1", "--json"], ["models", "list"]):
         t.run(args, base)
@@ -177,9 +179,9 @@ def test_secrets_stay_out_of_output_logs_rows_and_reports(
     t.run(["run", "smoke", "--model", f"openai:http://127.0.0.1:{_closed_port()}/v1", "--model-name", "m",
            "--limit", "1"], base, expect=2)
 
-    # A retune job that fails: its log and error are stored, the worker prints them.
+    # A retune job that fails: its log and error are stored, the worker prints them (and exits 1).
     _failing_job(store_url)
-    t.run(["worker", "--once"], base)
+    t.run(["worker", "--once"], base, expect=1)
 
     # The store fails: nothing listening, a user the server does not know, a password in the query string.
     port = _closed_port()

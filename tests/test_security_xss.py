@@ -31,6 +31,7 @@ from evaltune.feedback_ui.answers import SingleAnswer
 from evaltune.feedback_ui.campaigns import create_campaign
 from evaltune.feedback_ui.queue import claim_next, submit_rating
 from evaltune.feedback_ui.safe_text import inline, safe_markdown
+from evaltune.metrics.stats.intervals import mean_with_ci
 from evaltune.reports.compare import build_report
 from evaltune.reports.markdown import FLIPS_SHOWN
 from evaltune.reports.render import render_report
@@ -120,6 +121,10 @@ def seed_hostile(url: str) -> Hostile:
                     s.add(Score(run_id=run.id, generation_id=gen.id, item_id=item.id, scorer=scorer, value=value))
             s.add(RunMetric(run_id=run.id, name=SCORER, scorer=SCORER, family="quality", value=0.5, ci_low=0.1,
                             ci_high=0.9, n=len(PAYLOADS)))
+            # answer_match's run-level mean as scoring stores it, so the report compares (and flips) it by item.
+            match = mean_with_ci([float(number == 1)] * len(PAYLOADS))
+            s.add(RunMetric(run_id=run.id, name="answer_match", scorer="answer_match", family="quality",
+                            value=match.value, ci_low=match.ci_low, ci_high=match.ci_high, n=match.n))
         users = [User(name=p[:100], role="annotator", password_hash=password_hash(), active=True) for p in PAYLOADS]
         users.append(User(name=ADMIN, role="admin", password_hash=password_hash(), active=True))
         s.add_all(users)

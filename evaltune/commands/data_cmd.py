@@ -52,7 +52,28 @@ def _strategy_options(command: Callable[..., None]) -> Callable[..., None]:
 
 @click.group()
 def data() -> None:
-    """Training data from ratings: build a dataset by a named strategy, export it for TRL."""
+    """Training data from ratings: build a dataset by a named strategy, list them, export them for TRL."""
+
+
+@data.command("list")
+def list_datasets() -> None:
+    """The stored datasets, newest first: strategy, method, rows per split, and whether a retune can use them."""
+    from evaltune.retune.datasets import dataset_summaries
+    from evaltune.retune.jobs import dataset_problem
+    from evaltune.store import store_session
+
+    with store_session() as session:
+        found = dataset_summaries(session)
+    if not found:
+        click.echo("no datasets yet: build one with 'evaltune data build --campaign ID --strategy NAME'")
+    for dataset in found:
+        source = f"campaign {dataset.campaign_id}" if dataset.campaign_id else "imported"
+        click.echo(f"{dataset.id:>4}  {dataset.name}  {dataset.strategy} -> {dataset.method}, {source}: "
+                   f"{dataset.train_rows} train, {dataset.holdout_rows} held out "
+                   f"({dataset.created_at:%Y-%m-%d %H:%M})")
+        problem = dataset_problem(dataset)
+        if problem:
+            click.echo(f"      ! {problem}")
 
 
 @data.command("build")
@@ -60,11 +81,14 @@ def data() -> None:
 @click.option("--strategy", required=True, type=click.Choice(list(strategies())), help=_strategy_help())
 @_strategy_options
 @click.option("--name", default="", help="A name for the dataset.")
-def build(campaign_id: int, strategy: str, name: str, **knobs: Any) -> None:
+@click.option("--allow-empty", is_flag=True, help="Store the dataset even when it has no training rows.")
+def build(campaign_id: int, strategy: str, name: str, allow_empty: bool, **knobs: Any) -> None:
     """Build and store a dataset from a campaign's ratings; prints its id and what was kept and dropped
-    (adjudicated items follow the admin's decision, counted as adjudicated_items)."""
+    (adjudicated items follow the admin's decision, counted as adjudicated_items). Ratings that give no
+    training row are refused, saying why and which strategies would make rows, and nothing is stored."""
     from evaltune.db.engine import open_store
-    from evaltune.retune.datasets import build_dataset
+    from evaltune.retune.datasets import EmptyDatasetError, build_dataset
+    from evaltune.retune.jobs import MIN_TRAIN_ROWS
     from evaltune.retune.strategies import StrategyParams
 
     try:
@@ -75,10 +99,12 @@ def build(campaign_id: int, strategy: str, name: str, **knobs: Any) -> None:
         store = open_store()
     try:
         with store.session_scope() as session:
-            dataset = build_dataset(session, campaign_id, strategy, params, name)
+            dataset = build_dataset(session, campaign_id, strategy, params, name, allow_empty=allow_empty)
             dataset_id, counts = dataset.id, dict(dataset.counts)
     except LookupError as error:
         raise UserError(str(error.args[0])) from error
+    except EmptyDatasetError as error:
+        raise UserError(f"{error}; nothing was stored (--allow-empty stores it anyway)") from error
     finally:
         store.close()
     click.echo(f"dataset {dataset_id} ({strategy}): {counts.get('train', 0)} train rows, "
@@ -86,6 +112,8 @@ def build(campaign_id: int, strategy: str, name: str, **knobs: Any) -> None:
     for key, value in sorted(counts.items()):
         if key not in ("train", "holdout", "ratings"):
             click.echo(f"  {key}: {value}")
+    if counts.get("train", 0) < MIN_TRAIN_ROWS:
+        click.echo(f"note: a retune needs {MIN_TRAIN_ROWS} training rows; 'evaltune retune --force' trains on fewer")
 
 
 @data.command("export")

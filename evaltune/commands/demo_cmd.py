@@ -32,6 +32,7 @@ def demo(model_spec: str, train_share: float, epochs: float, learning_rate: floa
     from evaltune.db.engine import open_store
     from evaltune.demo import DemoOptions, run_demo
     from evaltune.harness.model_resolution import resolve_model
+    from evaltune.retune.collapse import check_lines
     from evaltune.retune.config import DpoConfig
 
 
@@ -43,7 +44,10 @@ def demo(model_spec: str, train_share: float, epochs: float, learning_rate: floa
         model = resolve_model(model_spec, home=settings.home(), threads=settings.threads())
         result = run_demo(store, model, options, log=click.echo)
     store.close()
-    click.echo(f"\nadapter: model:{result.adapter_model_id} (job {result.job_id}); runs {result.runs}")
+    click.echo("")
+    for line in check_lines(result.collapse_check):  # DEGRADED first, when the retune damaged the model
+        click.echo(line)
+    click.echo(f"adapter: model:{result.adapter_model_id} (job {result.job_id}); runs {result.runs}")
     click.echo(_line("hallucination rate, held-out fictional items", result.hallucination))
     click.echo(_line("accuracy, held-out factual items", result.accuracy))
     click.echo("wall times: " + ", ".join(f"{k} {v:.0f}s" for k, v in result.timings.items()))

@@ -1,6 +1,7 @@
 """Retune (admins): build a dataset from a campaign's ratings, queue a LoRA job, follow its status and log.
 
-A worker (``evaltune worker``) runs the queued jobs; this page only writes to and reads from the store.
+A worker (``evaltune worker``) runs the queued jobs; this page only writes to and reads from the store. Only
+datasets a job can train on are offered; the others are listed with the reason.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evaltune.db.evaluation import ModelVersion
-from evaltune.db.training import PreferenceDataset
 from evaltune.feedback_ui import app_state
 from evaltune.feedback_ui.auth import Account
 from evaltune.feedback_ui.campaigns import list_campaigns
 from evaltune.feedback_ui.retune_actions import build_dataset_as, cancel_job_as, queue_job_as
 from evaltune.feedback_ui.safe_text import inline, plain
 from evaltune.retune import jobs
-from evaltune.retune.config import CONFIGS, METHODS, OptionField, RetuneConfig, config_from_options, option_fields
-from evaltune.retune.datasets import dataset_method
+from evaltune.retune.config import CONFIGS, OptionField, RetuneConfig, config_from_options, option_fields
+from evaltune.retune.datasets import EmptyDatasetError, dataset_summaries
 from evaltune.retune.strategies import SHARED_PARAMETERS, Parameter, StrategyParams, parameters, strategies
 
 MAIN_SETTINGS = ("epochs", "learning_rate", "batch_size")  # shown first, with the method's own settings
@@ -54,7 +54,11 @@ def _build(account: Account) -> None:
     except ValueError as error:
         st.error(inline(error))
         return
-    counts = app_state.transaction(lambda s: build_dataset_as(s, account, int(campaign), str(strategy), params))
+    try:
+        counts = app_state.transaction(lambda s: build_dataset_as(s, account, int(campaign), str(strategy), params))
+    except EmptyDatasetError as error:
+        st.error(f"{inline(error)}. Nothing was stored.")
+        return
     app_state.flash(f"Dataset built: {counts.get('train', 0)} train rows, {counts.get('holdout', 0)} held out.")
     st.rerun()
 
@@ -89,18 +93,25 @@ def _input(parameter: Parameter, place: Any, used_by: str = "") -> Any:
 
 @dataclass(frozen=True)
 class _Choices:
-    datasets: dict[int, str]  # id -> label
+    datasets: dict[int, str]  # id -> label, of the datasets a job can train on
     methods: dict[int, str]  # dataset id -> the method its rows are shaped for
+    unusable: list[str]  # why each other dataset cannot be retuned
     models: dict[int, str]  # base model version id -> label
 
 
 def _choices(session: Session) -> _Choices:
-    found = list(session.scalars(select(PreferenceDataset).order_by(PreferenceDataset.id.desc())))
-    datasets = {d.id: f"#{d.id} {d.name} ({d.strategy}, {d.counts.get('train', 0)} rows) -> {dataset_method(d)}"
-                for d in found}
+    datasets, methods, unusable = {}, {}, []
+    for d in dataset_summaries(session):
+        problem = jobs.dataset_problem(d)
+        if problem:
+            unusable.append(problem)
+        else:
+            datasets[d.id] = f"#{d.id} {d.name} ({d.strategy}, {d.train_rows} train rows) -> {d.method}"
+            methods[d.id] = d.method
     models = {m.id: f"model:{m.id} {m.name}" for m in session.scalars(
-        select(ModelVersion).where(ModelVersion.adapter_path.is_(None)).order_by(ModelVersion.id.desc()))}
-    return _Choices(datasets, {d.id: dataset_method(d) for d in found}, models)
+        select(ModelVersion).where(ModelVersion.adapter_path.is_(None), ModelVersion.backend == "hf")
+        .order_by(ModelVersion.id.desc()))}
+    return _Choices(datasets, methods, unusable, models)
 
 
 def _step(default: float) -> float:
@@ -149,11 +160,15 @@ def _enqueue(account: Account) -> None:
     dataset_id = st.selectbox("Dataset", list(choices.datasets), format_func=choices.datasets.__getitem__,
                               key="rt_dataset")
     dataset = dataset_id if dataset_id in choices.datasets else next(iter(choices.datasets), None)
+    if choices.unusable:
+        with st.expander(f"{len(choices.unusable)} dataset(s) cannot be retuned"):
+            for reason in choices.unusable:
+                st.caption(inline(reason))
     base_id = st.selectbox("Base model", list(choices.models), format_func=choices.models.__getitem__, key="rt_base")
     base = base_id if base_id in choices.models else next(iter(choices.models), None)
-    shaped_for = choices.methods.get(dataset or 0, METHODS[0])
-    method = st.selectbox("Method", METHODS, index=METHODS.index(shaped_for), key=f"rt_method_{dataset}",
-                          format_func=lambda name: CONFIGS[name].summary)
+    # A dataset's rows have one method's columns: the method is the dataset's, not a choice.
+    method = choices.methods.get(dataset or 0, "dpo")
+    st.caption(f"Method: {CONFIGS[method].summary}, as the dataset's rows are built for it.")
     with st.form(f"enqueue_job_{method}"):
         values = config_widgets(CONFIGS[method], key=f"rt_{method}")
         suites = st.text_input("Re-run these suites afterwards (comma-separated)", value="smoke", key="rt_suites")
@@ -161,7 +176,7 @@ def _enqueue(account: Account) -> None:
     if not queued:
         return
     if dataset is None or base is None:
-        st.error("Build a dataset and run a base model first: there is nothing to retune yet.")
+        st.error("Build a dataset with training rows and run a base model first: there is nothing to retune yet.")
         return
     try:
         config = config_from_options(method, values)
@@ -169,13 +184,17 @@ def _enqueue(account: Account) -> None:
         st.error(inline(error))
         return
     names = [name.strip() for name in suites.split(",") if name.strip()]
-    job_id = app_state.transaction(lambda s: queue_job_as(s, account, int(dataset), int(base), config, names))
+    try:
+        job_id = app_state.transaction(lambda s: queue_job_as(s, account, int(dataset), int(base), config, names))
+    except jobs.JobError as error:
+        st.error(inline(error))
+        return
     app_state.flash(f"Queued job #{job_id}; start a worker with `evaltune worker` if none is running.")
     st.rerun()
 
 
 def _job_rows(session: Session) -> list[dict[str, Any]]:
-    return [{"id": j.id, "status": j.status, "method": j.method, "dataset": j.dataset_id, "base": j.base_model_id,
+    return [{"id": j.id, "status": j.status, "method": j.method, "dataset": j.dataset_id, "base": jobs.base_label(j),
              "adapter": j.output_model_id, "runs": j.follow_up_run_ids, "worker": j.worker, "error": j.error,
              "log": j.log} for j in jobs.list_jobs(session)]
 
