@@ -26,6 +26,8 @@ from sqlalchemy import create_engine, inspect, text
 from evaltune.cli import cli
 from evaltune.db.engine import open_store
 from evaltune.errors import click_error_line
+from evaltune.retune.datasets import build_dataset
+from evaltune.retune.strategies import StrategyParams
 from tests.conftest import invoke_main
 from tests.fixtures.report_seed import seed_runs
 
@@ -61,6 +63,10 @@ def _a_file(tmp: Path) -> None:
     (tmp / "weights.bin").write_bytes(b"\0" * 16)
 
 
+def _a_suite_file(tmp: Path) -> None:
+    (tmp / "smoke.yaml").write_text("name: mine\nitems: [{id: a, input: hi}]\n", encoding="utf-8")
+
+
 RUN = "run {bad}/suites/%s --model {model}"
 ITEMS = "run {bad}/items/%s --model {model}"
 GATE = "gate 1 2 --gate {bad}/gates/%s"
@@ -78,6 +84,9 @@ SUITE_FILES = [
          "field 'input'", "add a non-empty 'input'"),
     case("suite-references-wrong-type", RUN % "references_wrong_type.yaml", "references_wrong_type.yaml:3",
          "item capital-colombia", "field 'references'", "must be a list of texts, not a mapping"),
+    case("suite-references-a-number", RUN % "references_number.yaml", "references_number.yaml:3",
+         "item capital-colombia", "field 'references'", "expected a list of strings, got 3",
+         'write references: ["..."]'),
     case("suite-tags-wrong-type", RUN % "tags_wrong_type.yaml", "item q1", "field 'tags'", "list of texts"),
     case("suite-flag-wrong-type", RUN % "flag_wrong_type.yaml", "item veltravia", "field 'expect_abstention'",
          "true or false"),
@@ -247,6 +256,16 @@ ARGUMENTS = [
     case("cli-limit-not-a-number", "run smoke --limit x", "'--limit'", "'x'"),
     case("cli-limit-zero", "run smoke --limit 0", "'--limit'", "0 is not in the range"),
     case("cli-batch-size-zero", "run smoke --batch-size 0", "'--batch-size'", "0 is not in the range"),
+    case("cli-temperature-negative", "run smoke --temperature -1", "'--temperature'", "not in the range x>=0"),
+    case("cli-top-p-zero", "run smoke --top-p 0", "'--top-p'", "not in the range 0<x<=1"),
+    case("cli-max-new-tokens-zero", "run smoke --max-new-tokens 0", "'--max-new-tokens'", "0 is not in the range"),
+    case("cli-samples-zero", "run smoke --samples 0", "'--samples'", "0 is not in the range"),
+    case("cli-suites-show-unknown", "suites show no-such-suite", "no-such-suite", "built-in suites: "),
+    case("cli-suites-copy-unknown", "suites copy no-such-suite {tmp}", "no-such-suite", "built-in suites: "),
+    case("cli-suites-copy-not-yaml", "suites copy smoke {tmp}/smoke.txt", "smoke.txt", "not a folder and not a .yaml",
+         "path ending in .yaml"),
+    case("cli-suites-copy-over-a-file", "suites copy smoke {tmp}", "{tmp}/smoke.yaml already exists",
+         "choose another DEST", make=_a_suite_file),
     case("cli-unknown-scorer", "run smoke --model {model} --scorers exact_match,exact_matc", "--scorers",
          "unknown scorer 'exact_matc'", "did you mean 'exact_match'"),
     case("cli-score-unknown-scorer", "score 1 --scorers tokenf1", "--scorers", "did you mean 'token_f1'"),
@@ -254,6 +273,11 @@ ARGUMENTS = [
     case("cli-score-unknown-run", "score 999 --scorers exact_match", "no run 999"),
     case("cli-runs-show-unknown", "runs show 999", "no run 999", "evaltune runs list"),
     case("cli-runs-show-not-a-number", "runs show abc", "'RUN_ID'", "'abc' is not a valid integer"),
+    case("cli-runs-outputs-unknown-run", "runs outputs 999", "no run 999", "evaltune runs list"),
+    case("cli-runs-outputs-unknown-tag", "runs outputs 1 --tag maths", "--tag", "'maths'", "did you mean 'math'",
+         "its tags: history, math"),
+    case("cli-runs-outputs-unknown-scorer", "runs outputs 1 --scorer fluncy", "--scorer", "did you mean 'fluency'"),
+    case("cli-runs-outputs-unknown-format", "runs outputs 1 --format xml", "'--format'", "'xml'"),
     case("cli-report-unknown-run", "report 1 999", "no run with id 999"),
     case("cli-report-no-shared-items", "report 1 3", "share no items"),
     case("cli-report-one-run", "report 1", "give BASELINE and CANDIDATE"),
@@ -270,8 +294,24 @@ ARGUMENTS = [
          "must be positive, got nan"),
     case("cli-data-build-holdout-not-a-number", "data build --campaign 1 --strategy pairwise --holdout nan",
          "holdout must be in [0, 1), got nan"),
-    case("cli-retune-lora-r-zero", "retune --model {model} --dataset 1 --lora-r 0", "lora_r must be at least 1", "got 0"),
+    case("cli-retune-lora-r-zero", "retune --model {model} --dataset 1 --lora-r 0", "lora_r must be at least 1",
+         "got 0"),
     case("cli-retune-unknown-base", "retune --model model:999 --dataset 1", "--model", "no model version 999"),
+    case("cli-retune-empty-dataset", "retune --model {model} --dataset 1", "--dataset",
+         "dataset 1 (pairwise) has no training rows", "evaltune data build"),
+    case("cli-retune-too-small-dataset", "retune --model {model} --dataset 2", "--dataset",
+         "dataset 2 (pairwise) has 3 training rows, fewer than the 8 a retune needs", "--force"),
+    case("cli-retune-wrong-method", "retune --model {model} --dataset 3 --method dpo", "--dataset",
+         "dataset 3 (kto) holds kto rows, which dpo cannot train on", "retune it with --method kto"),
+    case("cli-retune-unknown-eval-suite", "retune --model {model} --dataset 2 --force --eval-after nosuchsuite",
+         "--eval-after", "nosuchsuite", "is not a built-in suite"),
+    case("cli-retune-adapter-base", "retune --model model:2 --dataset 2 --force", "--model",
+         "model:2 is an adapter", "retune its base model:1"),
+    case("cli-retune-endpoint-base", "retune --model openai:http://127.0.0.1:9/v1 --dataset 2 --force",
+         "--model 'openai:http://127.0.0.1:9/v1'", "weights cannot be trained here", "a model folder"),
+    case("cli-data-build-no-rows", "data build --campaign 1 --strategy pairwise",
+         "strategy pairwise made no training rows from the 4 ratings of campaign 1",
+         "4 ratings judge one output, not an A/B pair", "strategy likert-gap makes 1, kto makes 3", "--allow-empty"),
     case("cli-jobs-show-unknown", "jobs show 999", "no retune job 999"),
     case("cli-jobs-cancel-unknown", "jobs cancel 999", "999"),
     case("cli-lineage-unknown-model", "lineage model:999", "999"),
@@ -280,6 +320,18 @@ ARGUMENTS = [
     case("cli-campaign-runs-not-ids", "campaigns create --runs a,b", "--runs 'a,b'", "separated by commas"),
     case("cli-campaign-bad-filter", "campaigns create --runs 1 --filter exact_match=>1", "exact_match=>1"),
     case("cli-campaign-overlap-zero", "campaigns create --runs 1 --overlap 0", "'--overlap'"),
+    case("cli-campaign-unknown-scorer", "campaigns create --runs 1,2 --filter hallucination>0.5",
+         "the filter 'hallucination>0.5'", "unknown scorer 'hallucination' (did you mean 'hallucinated'?)",
+         "exact_match, fluency, hallucinated", "evaltune score"),
+    case("cli-campaign-unknown-tag", "campaigns create --runs 1 --filter tag=maths",
+         "unknown tag 'maths' (did you mean 'math'?)", "history, math"),
+    case("cli-campaign-unknown-suite", "campaigns create --runs 1,3 --filter suite=qaa",
+         "unknown suite 'qaa' (did you mean 'qa'?)", "the suites of runs 1, 3: other, qa"),
+    case("cli-campaign-close-unknown", "campaigns close 999", "there is no campaign 999", "evaltune campaigns list"),
+    case("cli-users-unlock-unknown", "users unlock ratter", "no user 'ratter' (did you mean 'rater'?)",
+         "evaltune users list"),
+    case("cli-users-reset-password-unknown", "users reset-password ratter --password-stdin",
+         "no user 'ratter' (did you mean 'rater'?)"),
     case("cli-campaign-guidelines-not-utf8",
          "campaigns create --runs 1 --guidelines {bad}/text/invalid_utf8_guidelines.md",
          "invalid_utf8_guidelines.md:4", "not valid UTF-8"),
@@ -307,7 +359,9 @@ CASES = SUITE_FILES + ITEM_FILES + MODELS + GATE_FILES + DATASET_FILES + ARGUMEN
 
 # Cases whose command writes to the store on success: they run on PostgreSQL too.
 STORE_WRITERS = {"dataset-missing-column", "dataset-chosen-equals-rejected", "cli-retune-unknown-dataset",
-                 "cli-retune-zero-epochs", "cli-campaign-bad-filter", "gate-checked-before-the-run",
+                 "cli-retune-zero-epochs", "cli-retune-too-small-dataset", "cli-retune-unknown-eval-suite",
+                 "cli-data-build-no-rows", "cli-campaign-bad-filter", "gate-checked-before-the-run",
+                 "cli-campaign-unknown-scorer", "cli-users-unlock-unknown",
                  "adapter-for-another-model", "suite-duplicate-ids"}
 
 
@@ -320,9 +374,13 @@ def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _seed(url: str) -> None:
+    """``seed_runs``, whose dataset 1 has no rows, and two datasets built from its ratings: 2, three A/B pairs
+    (campaign 2), and 3, three KTO rows (campaign 1's Likert scores): too few to retune without --force."""
     store = open_store(url)
     with store.session_scope() as session:
         seed_runs(session, 40, ratings=True)
+        build_dataset(session, 2, "pairwise", StrategyParams(holdout=0.0))
+        build_dataset(session, 1, "kto", StrategyParams(holdout=0.0))
     store.close()
 
 

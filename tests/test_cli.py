@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from pathlib import Path
 
@@ -119,3 +120,90 @@ def test_run_then_list_and_show(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert summary.exit_code == 0, summary.output
     printed = json.loads(summary.stdout)
     assert printed["schema_version"] == 2 and printed["suite"] == "smoke" and printed["metrics"]
+
+
+def test_run_takes_settings_warns_about_an_ignored_seed_and_shows_a_repeated_run_as_the_stored_one(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(tiny_model_dir)
+    code, out, err = invoke_main(["run", "smoke", "--model", model, "--limit", "3", "--seed", "3"], monkeypatch, capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning")]
+    assert warnings == ["warning: --seed 3 has no effect: smoke decodes greedily (temperature 0), so every seed "
+                        "gives the same outputs; add --temperature above 0 to sample"]
+    assert out.startswith("run 1: suite smoke on ")
+
+    code, out, err = invoke_main(["run", "smoke", "--model", model, "--limit", "3"], monkeypatch, capsys)
+    assert code == 0 and "warning" not in err
+    assert out.startswith("run 1: suite smoke on ") and "(the same run, already in the store" in out.splitlines()[0]
+    assert "3 from cache" in out
+
+    sampled = ["run", "smoke", "--model", model, "--limit", "3", "--seed", "3", "--temperature", "0.7", "--top-p",
+               "0.9", "--max-new-tokens", "5", "--samples", "2", "--json"]
+    code, out, err = invoke_main(sampled, monkeypatch, capsys)
+    assert code == 0 and "warning" not in err
+    printed = json.loads(out)
+    assert printed["run_id"] == 2 and printed["reused"] is False and printed["stats"]["outputs"] == 6
+
+    code, out, _err = invoke_main(["runs", "list"], monkeypatch, capsys)
+    header, *rows = out.splitlines()
+    assert header.split() == ["id", "status", "suite", "version", "model", "model", "id", "seed", "settings",
+                              "outputs", "created"]
+    assert len(rows) == 2  # the repeated run added no row
+    assert rows[0].split()[:2] == ["2", "completed"] and "model:1" in rows[0]
+    assert "  3  T=0.7 top-p=0.9, max 5 tok, 2 samples, first 3 items  " in rows[0]
+    assert "  3  greedy, max 32 tok, first 3 items  " in rows[1]
+
+
+def _other_adapter(adapter: Path, folder: Path) -> Path:
+    """A copy of ``adapter`` with its weights doubled: another adapter of the same base."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(adapter, folder)
+    weights = folder / "adapter_model.safetensors"
+    save_file({name: tensor * 2 for name, tensor in load_file(weights).items()}, weights)
+    return folder
+
+
+def test_runs_list_shows_whole_model_names_so_two_adapters_differ(
+    tiny_model_dir: Path, tiny_adapter_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = shutil.copytree(tiny_adapter_dir, tmp_path / "lora-from-the-march-ratings-campaign-first")
+    second = _other_adapter(tiny_adapter_dir, tmp_path / "lora-from-the-march-ratings-campaign-second")
+    for adapter in (first, second):
+        code, _out, err = invoke_main(["run", "smoke", "--model", str(tiny_model_dir), "--adapter", str(adapter),
+                                       "--limit", "1"], monkeypatch, capsys)
+        assert code == 0, err
+    code, out, _err = invoke_main(["runs", "list"], monkeypatch, capsys)
+    assert code == 0
+    rows = out.splitlines()[1:]
+    assert f"{tiny_model_dir.name} + {second.name}  model:2" in rows[0]
+    assert f"{tiny_model_dir.name} + {first.name}   model:1" in rows[1]
+
+
+def test_suites_show_prints_a_builtin_file_and_copy_makes_a_copy_of_the_same_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evaltune.harness.builtin import builtin_path
+
+    code, out, err = invoke_main(["suites", "show", "smoke"], monkeypatch, capsys)
+    assert code == 0 and out == builtin_path("smoke").read_text(encoding="utf-8")
+    assert err.startswith(f"smoke: {builtin_path('smoke')}; ") and err.count("\n") == 1
+    code, _out, err = invoke_main(["suites", "show", "regression"], monkeypatch, capsys)
+    assert code == 0 and f"it reads {builtin_path('regression').parent / 'regression.jsonl'}" in err
+
+    code, out, _err = invoke_main(["suites", "copy", "regression", str(tmp_path)], monkeypatch, capsys)
+    assert code == 0, _err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["regression.jsonl", "regression.yaml"]
+    assert f"run it with 'evaltune run {tmp_path / 'regression.yaml'}'" in out
+    _code, builtin, _err = invoke_main(["suites", "validate", "regression"], monkeypatch, capsys)
+    _code, copied, _err = invoke_main(["suites", "validate", str(tmp_path / "regression.yaml")], monkeypatch, capsys)
+    assert copied.splitlines()[0] == builtin.splitlines()[0]  # same items: the same suite version
+
+    mine = tmp_path / "mine" / "release.yaml"
+    code, _out, err = invoke_main(["suites", "copy", "smoke", str(mine)], monkeypatch, capsys)
+    assert code == 0, err
+    assert mine.read_text(encoding="utf-8") == builtin_path("smoke").read_text(encoding="utf-8")
+    code, _out, err = invoke_main(["suites", "copy", "smoke", str(mine)], monkeypatch, capsys)
+    assert code == 2 and f"{mine} already exists" in err and err.count("\n") == 1
