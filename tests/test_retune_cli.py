@@ -77,8 +77,8 @@ def test_the_retune_commands_from_ratings_to_lineage(tiny_model_dir: Path, tmp_p
     assert f"adapter model:{rated.base_model_id + 1}" in shown and "abstention 0.000 -> " in shown
     assert re.search(r"^step 1 of \d+: loss \d", shown, re.M), shown  # log lines a person reads, not dicts
     assert f"base model {tiny_model_dir.name} registered as model version {rated.base_model_id}" in shown
-    assert "{" not in shown.split("log:")[0]  # the settings too: "epochs 1.0, learning_rate 0.0005, ..."
-    assert "config: epochs 1.0, learning_rate 0.0005" in shown
+    assert "{" not in shown.split("log:")[0]  # the settings too: "epochs 1.0, learning_rate 0.0001, ..."
+    assert "config: epochs 1.0, learning_rate 0.0001" in shown
     traced = run("lineage", f"run:{follow_up}")
     assert "made by retune job 1: dpo, succeeded" in traced
     assert "from 16 ratings of campaign 1 (0 simulated)" in traced

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from alembic import command
 from click.testing import CliRunner
+from sqlalchemy import text, update
 
 from evaltune.cli import cli
 from evaltune.commands.jobs_cmd import STATES
-from evaltune.db.engine import open_store
+from evaltune.db.engine import Store, alembic_config, open_store, upgrade
 from evaltune.db.training import JOB_STATES, RetuneJob
 from evaltune.harness.loaders import load_suite
 from evaltune.harness.model_resolution import ModelRecord, ResolvedModel
@@ -98,6 +100,7 @@ def _job(job_id: int) -> RetuneJob:
         store.close()
 
 
+@pytest.mark.slow
 def test_an_aggressive_retune_ends_degraded_and_jobs_show_and_the_report_say_so_first(rated: Rated) -> None:
     # --here exits 1 for a job that did not succeed, so that a script (CI) notices.
     _cli("retune", "--model", f"model:{rated.base_model_id}", "--dataset", "1", *AGGRESSIVE, "--here",
@@ -126,6 +129,7 @@ def test_an_aggressive_retune_ends_degraded_and_jobs_show_and_the_report_say_so_
     assert report_from_dict(data).degraded == markdown[0]  # the JSON reads back with it
 
 
+@pytest.mark.slow
 def test_a_gentle_retune_passes_the_collapse_check(rated: Rated) -> None:
     output = _cli("retune", "--model", f"model:{rated.base_model_id}", "--dataset", "1", "--here",
                   "--eval-after", str(rated.suite_path))
@@ -140,6 +144,7 @@ def test_a_gentle_retune_passes_the_collapse_check(rated: Rated) -> None:
     assert "DEGRADED" not in report
 
 
+@pytest.mark.slow
 def test_the_demo_says_degraded_before_its_numbers_when_its_retune_damaged_the_model(fluent_model_dir: Path) -> None:
     output = _cli("demo", "--model", str(fluent_model_dir), "--train-share", "0.1", "--epochs", "2", "--lr", "1.0")
     lines = output.splitlines()
@@ -183,6 +188,27 @@ def test_a_check_that_cannot_run_is_stored_as_not_run_and_the_job_still_succeeds
     assert job.status == "succeeded" and job.collapse_check == {
         "version": 1, "checked": False, "error": "LookupError: base model version 999 is gone from the store"}
     assert "warning: the collapse check did not run" in _cli("jobs", "show", str(job_id)).splitlines()[1]
+
+
+def test_downgrading_below_0007_makes_degraded_jobs_succeeded_again(
+    store: Store, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": f"Question {i}?", "chosen": "I don't know.", "rejected": f"{i}."})
+                            + "\n" for i in range(8)))
+    _cli("data", "import", str(rows), "--method", "dpo")
+    with store.session_scope() as session:
+        job_id = jobs.submit(session, dataset_id=1, base=jobs.Base(model=ResolvedModel("hf", str(tiny_model_dir))),
+                             config=DpoConfig()).id
+        session.execute(update(RetuneJob).where(RetuneJob.id == job_id).values(
+            collapse_check={"version": 1, "checked": True, "degraded": True, "summary": "figures"}))
+        jobs.finish(session, job_id, "succeeded")  # asked to succeed, it ends degraded
+    assert _job(job_id).status == "degraded"
+    with store.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0006")
+        assert connection.execute(text("SELECT status FROM retune_jobs")).scalars().all() == ["succeeded"]
+    upgrade(store.engine)
+    assert _job(job_id).collapse_check is None
 
 
 def _check(base_ppl: float, adapter_ppl: float, change: float, ci: tuple[float, float]) -> CollapseCheck:

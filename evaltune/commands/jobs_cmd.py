@@ -79,7 +79,7 @@ def show(job_id: int, with_traceback: bool) -> None:
 
 
 def _settings_line(stored: dict[str, Any]) -> str:
-    """A stored config as one readable line: ``epochs 3.0, learning_rate 0.0005, ...``."""
+    """A stored config as one readable line: ``epochs 3.0, learning_rate 0.0001, ...``."""
     shown = {key: value for key, value in stored.items() if key not in ("schema_version", "method")}
     return ", ".join(f"{key} {', '.join(map(str, value)) or 'none' if isinstance(value, list) else value}"
                      for key, value in shown.items())
