@@ -86,8 +86,6 @@ def _resolve(request: EvaluateRequest, sessions: sessionmaker[Session]) -> Resol
             row = session.get(ModelVersion, stored_id)
             if row is None:
                 raise UserError(f"no model version {stored_id} in the store; see 'evaltune models list'")
-            record = {"backend": row.backend, "location": row.location, "served_model": row.served_model,
-                      "adapter_path": row.adapter_path, "display_name": row.name}
-            return ResolvedModel.from_stored(record, threads=settings.threads())
+            return ResolvedModel.from_version(row, threads=settings.threads())
     return resolve_model(request.model, adapter=request.adapter, model_name=request.model_name,
                          home=settings.home(), threads=settings.threads())

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaltune.db.evaluation import ModelVersion
 from evaltune.harness.backends.base import Backend, BackendError
 from evaltune.harness.backends.hf import adapter_sha256
 from evaltune.harness.backends.registry import LoadOptions, ModelRequest, get_provider, split_spec
@@ -65,6 +66,13 @@ class ResolvedModel:
             display_name=str(record.get("display_name") or record["location"]),
             threads=threads,
         )
+
+    @classmethod
+    def from_version(cls, version: ModelVersion, threads: int = 0) -> ResolvedModel:
+        """Rebuild from a stored ``ModelVersion`` row (``model:N``, a retune's base, a collapse check's base)."""
+        return cls.from_stored({"backend": version.backend, "location": version.location,
+                                "served_model": version.served_model, "adapter_path": version.adapter_path,
+                                "display_name": version.name}, threads=threads)
 
     def record(
         self, *, parent_id: int | None = None, retune_job_id: int | None = None,

@@ -204,9 +204,7 @@ def _load_base(sessions: sessionmaker[Session], base_id: int, threads: int) -> t
         version = session.get(ModelVersion, base_id)
         if version is None:
             raise LookupError(f"base model version {base_id} is gone from the store")
-        stored = {"backend": version.backend, "location": version.location, "served_model": version.served_model,
-                  "display_name": version.name}
-    model = ResolvedModel.from_stored(stored, threads=threads)
+        model = ResolvedModel.from_version(version, threads=threads)
     return model.load(), model.record()
 
 

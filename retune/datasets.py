@@ -12,7 +12,6 @@ any version, or rows made elsewhere) is imported with ``import_dataset``.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from evaltune.retune.strategies import (
     strategies,
     why_no_rows,
 )
+from evaltune.suggestions import did_you_mean
 
 EXPORT_FORMATS = ("jsonl", "parquet")
 # 1: the columns of docs/dataset_formats.md. A file with no metadata beside it (written before there was any)
@@ -368,9 +368,7 @@ def _stored_row(path: Path, number: int, data: Any, method: str) -> dict[str, An
         raise DatasetFileError(f"{where}: expected a JSON object with {', '.join(columns)}, got {_kind(data)}")
     for column in data:
         if column not in columns:
-            close = difflib.get_close_matches(str(column), columns, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise DatasetFileError(f"{where}: unknown column '{column}'{hint}; {shape}")
+            raise DatasetFileError(f"{where}: unknown column '{column}'{did_you_mean(str(column), columns)}; {shape}")
     for column in columns:
         if column not in data:
             raise DatasetFileError(f"{where}: column '{column}' is missing; {shape}")

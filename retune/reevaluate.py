@@ -9,7 +9,7 @@ completed run of the suite, the comparison (paired deltas) goes into the job log
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,12 @@ def register_and_load(
         base = session.get(ModelVersion, base_id)
         if base is None:
             raise LookupError(f"base model version {base_id} is gone from the store")
-        record = {"backend": base.backend, "location": base.location, "served_model": base.served_model,
-                  "adapter_path": str(adapter_dir.resolve()), "display_name": f"{base.name} + retune-{job_id}"}
-        base_fields = (base.fingerprint, base.name)
-    model = ResolvedModel.from_stored(record, threads=settings.threads)
+        model = replace(ResolvedModel.from_version(base, threads=settings.threads),
+                        adapter_path=str(adapter_dir.resolve()), display_name=f"{base.name} + retune-{job_id}")
+        base_fingerprint = base.fingerprint
     backend = model.load()
     info = model.record(parent_id=base_id, retune_job_id=job_id,
-                        details={**details, "base_fingerprint": base_fields[0]})
+                        details={**details, "base_fingerprint": base_fingerprint})
     with sessions.begin() as session:
         version_id = store_model_version(session, info, backend.fingerprint)
     return version_id, backend, info

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from evaltune.harness.suite import SuiteError
-from evaltune.suggestions import did_you_mean as did_you_mean  # here for the loaders; it serves every part
+from evaltune.suggestions import did_you_mean
 
 
 def describe(value: Any) -> str:

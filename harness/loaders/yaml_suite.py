@@ -57,7 +57,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from evaltune.harness.loaders.checks import check_keys, describe, did_you_mean
+from evaltune.harness.loaders.checks import check_keys, describe
 from evaltune.harness.loaders.files import read_yaml, resolve, where
 from evaltune.harness.loaders.formats import load_source
 from evaltune.harness.loaders.generation import generation_from_dict
@@ -65,6 +65,7 @@ from evaltune.harness.loaders.generic import read_items
 from evaltune.harness.loaders.items import check_items, item_from_dict
 from evaltune.harness.loaders.templates import apply_templates, check_template
 from evaltune.harness.suite import Item, SuiteError, SuiteSpec
+from evaltune.suggestions import did_you_mean
 
 __all__ = ["item_from_dict", "read_suite_file", "suite_files", "suite_from_dict"]
 
