@@ -18,27 +18,43 @@ def user_errors() -> Iterator[None]:
     from evaltune.db.engine import StoreError
     from evaltune.harness.backends.base import BackendError
     from evaltune.harness.suite import SuiteError
-    from evaltune.metrics.registry import UnknownScorerError
+    from evaltune.metrics.registry import ScorerParamError, UnknownScorerError
     from evaltune.settings import SettingError
 
     try:
         yield
-    except (SuiteError, BackendError, StoreError, UnknownScorerError, SettingError) as error:
+    except (SuiteError, BackendError, StoreError, UnknownScorerError, ScorerParamError, SettingError) as error:
         raise UserError(str(error)) from error
 
 
-def check_scorer_names(names: Iterable[str], option: str = "--scorers") -> None:
-    """Raise ``UserError`` for the first unregistered name, naming the option and the closest registered name."""
-    from evaltune.metrics.registry import UnknownScorerError, all_scorers, get_scorer
+def check_scorer_names(names: Iterable[str], option: str = "--scorers") -> tuple[str, ...]:
+    """The canonical ids of scorer names or ids (``similar(threshold=0.75)``); raises ``UserError`` for the first
+    unknown name (with the closest registered one), bad parameter, or two that are the same scorer."""
+    from evaltune.metrics.registry import ScorerParamError, UnknownScorerError, scorer_id, scorer_names
     from evaltune.suggestions import did_you_mean
 
+    ids: dict[str, str] = {}
     for name in names:
         try:
-            get_scorer(name)
-        except UnknownScorerError:
-            hint = did_you_mean(name, (spec.name for spec in all_scorers()))
-            message = f"{option}: unknown scorer '{name}'{hint}; 'evaltune scorers list' shows them all"
+            canonical = scorer_id(name)
+        except UnknownScorerError as error:
+            hint = did_you_mean(error.name, scorer_names())
+            message = f"{option}: unknown scorer '{error.name}'{hint}; 'evaltune scorers list' shows them all"
             raise UserError(message) from None
+        except ScorerParamError as error:
+            raise UserError(f"{option}: {error}; 'evaltune scorers list' shows each scorer's parameters") from None
+        if canonical in ids:
+            raise UserError(f"{option}: '{ids[canonical]}' and '{name}' are the same scorer ({canonical}); "
+                            "name it once")
+        ids[canonical] = name
+    return tuple(ids)
+
+
+def scorers_option(text: str, option: str = "--scorers") -> tuple[str, ...]:
+    """``--scorers a,similar(threshold=0.7)`` as canonical ids (commas inside an id do not split it)."""
+    from evaltune.metrics.scorer_params import split_ids
+
+    return check_scorer_names(split_ids(text), option)
 
 
 def click_error_line(error: click.ClickException) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -62,3 +62,14 @@ def invoke_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+Cli = Callable[..., tuple[int, str, str]]  # cli("runs", "show", "1") -> (exit code, stdout, stderr)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """``evaltune ARGS`` in-process, as ``invoke_main`` runs it: ``cli("run", "smoke")`` -> (code, stdout, stderr)."""
+    def call(*args: str) -> tuple[int, str, str]:
+        return invoke_main(list(args), monkeypatch, capsys)
+    return call

@@ -42,14 +42,13 @@ def test_bleu_and_chrf_equal_sacrebleu(name: str) -> None:
 
 
 def test_each_rouge_variant_is_its_own_scorer_with_one_number() -> None:
-    """ROUGE-1, ROUGE-2 and ROUGE-L are three names for three numbers (once, 'rouge' repeated rouge_l)."""
+    """ROUGE-1, ROUGE-2 and ROUGE-L are three names for three numbers: presets of one scorer, rouge(variant)."""
     backwards = Example("backwards", "p", "mat a on sat cat the", ("the cat sat on a mat",))
     one, two, lcs = (run(name, [backwards, NO_REF])[0] for name in ("rouge_1", "rouge_2", "rouge_l"))
     # The same six words in reverse order: every unigram, no bigram, a longest common subsequence of one word.
     assert (one[0], two[0], lcs[0]) == pytest.approx((1.0, 0.0, 1 / 6))
     assert one[1] is None and two[1] is None and lcs[1] is None
-    with pytest.raises(KeyError, match="unknown scorer 'rouge'"):
-        get_scorer("rouge")
+    assert get_scorer("rouge").name == "rouge_l"  # the default variant is ROUGE-L, under its own name
     perfect = get_scorer("rouge_2").score_batch([Example("x", "p", "a b c", ("a b c",))])[0]
     assert perfect.value == 1.0 and perfect.details["precision"] == perfect.details["recall"] == 1.0
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from evaltune.errors import UserError, check_scorer_names, user_errors
+from evaltune.errors import UserError, scorers_option, user_errors
 from evaltune.progress import Progress, silenced
 from evaltune.summary import format_summary
 
@@ -18,7 +18,8 @@ from evaltune.summary import format_summary
                    "or a stored model id (model:N).")
 @click.option("--adapter", help="A PEFT adapter folder to apply on top of --model.")
 @click.option("--model-name", help="The model name an openai: endpoint serves.")
-@click.option("--scorers", help="Comma-separated scorer names (default: the suite's).")
+@click.option("--scorers", help="Comma-separated scorer names or ids such as 'similar(threshold=0.75)' "
+                                "(default: the suite's).")
 @click.option("--seed", type=int, help="Sampling seed (default 0); no effect under greedy decoding (temperature 0).")
 @click.option("--temperature", type=click.FloatRange(min=0), help="Instead of the suite's (0 = greedy).")
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="Instead of the suite's, in (0, 1].")
@@ -54,8 +55,7 @@ def run(suite: str, model: str, adapter: str | None, model_name: str | None, sco
     from evaltune.evaluate import EvaluateRequest, evaluate
     from evaltune.harness.suite import SettingsOverrides
 
-    scorer_names = tuple(s.strip() for s in scorers.split(",") if s.strip()) if scorers else None
-    check_scorer_names(scorer_names or ())
+    scorer_names = scorers_option(scorers) if scorers else None  # canonical ids: similar(threshold=0.75)
     overrides = SettingsOverrides(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                                   samples=samples)
     request = EvaluateRequest(

@@ -12,7 +12,8 @@ from evaltune.store import store_session
 
 @click.command()
 @click.argument("run_id", type=int, required=False)
-@click.option("--scorers", required=True, help="Comma-separated scorer names; see 'evaltune scorers list'.")
+@click.option("--scorers", required=True, help="Comma-separated scorer names or ids such as "
+                                                 "'similar(threshold=0.75)'; see 'evaltune scorers list'.")
 @click.option("--input", "input_file", type=click.Path(dir_okay=False),
               help="A JSONL file of outputs produced elsewhere (instead of RUN_ID).")
 @click.option("--output", "output_file", type=click.Path(dir_okay=False),
@@ -24,12 +25,14 @@ def score(run_id: int | None, scorers: str, input_file: str | None, output_file:
     "references", "context", "samples", "expect_abstention"; each output line adds one
     field per scorer (null where the scorer does not apply).
     """
-    names = [name.strip() for name in scorers.split(",") if name.strip()]
+    from evaltune.metrics.scorer_params import split_ids
+
+    names = split_ids(scorers)  # commas inside an id such as similar(threshold=0.75, ...) do not split it
     if (run_id is None) == (input_file is None):
         raise UserError("give either RUN_ID or --input FILE (not both)")
     if not names:
         raise UserError("--scorers: name at least one scorer; 'evaltune scorers list' shows them all")
-    check_scorer_names(names)
+    names = list(check_scorer_names(names))  # canonical ids
     from evaltune import settings
 
     settings.apply_threads()  # scorers that load a model (embeddings, BERTScore) run on this many threads
@@ -56,6 +59,7 @@ def _rescore_run(run_id: int, names: list[str]) -> list[dict[str, Any]]:
         run = session.get(Run, run_id)
         if run is None:
             raise UserError(f"no run {run_id} in the store; see 'evaltune runs list'")
-        metrics = score_run(session, run_id, names)
+        with user_errors():  # a stored assertion whose scorer plugin is gone names the item and the field
+            metrics = score_run(session, run_id, names)
         run.scorers = sorted(set(run.scorers) | set(names))
     return [m.__dict__ for m in metrics]

@@ -17,16 +17,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from evaltune.harness.backends.base import Backend, BackendError
+from evaltune.metrics.plugins import BACKENDS_GROUP, load_plugin, plugin_entry_points
 
 if TYPE_CHECKING:
     from evaltune.harness.model_resolution import ResolvedModel
 
-ENTRY_POINT_GROUP = "evaltune.backends"
+ENTRY_POINT_GROUP = BACKENDS_GROUP
 DEFAULT_BACKEND = "hf"
 _PREFIX = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -106,7 +106,7 @@ def split_spec(spec: str) -> tuple[str, str]:
 def known_backends() -> list[str]:
     """Every backend name: registered ones and those installed packages offer, sorted."""
     _register_builtins()
-    return sorted(set(_REGISTRY) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    return sorted(set(_REGISTRY) | {point.name for point in plugin_entry_points(ENTRY_POINT_GROUP)})
 
 
 def _find(name: str) -> BackendProvider | None:
@@ -126,11 +126,12 @@ def _register_builtins() -> None:
 
 
 def _load_entry_point(name: str) -> None:
-    for point in entry_points(group=ENTRY_POINT_GROUP, name=name):
-        try:
-            loaded: Any = point.load()
-        except Exception as error:  # a broken plugin must not read as "unknown backend"
-            raise BackendError(f"the backend plugin '{name}' ({point.value}) failed to import: {error}") from error
+    def accept(loaded: object) -> None:
         if name not in _REGISTRY and isinstance(loaded, type):
             backend(name)(loaded)  # an entry point may name the class instead of decorating it
+
+    for point in plugin_entry_points(ENTRY_POINT_GROUP, name):
+        _, problem = load_plugin(point, accept)
+        if problem is not None:  # a broken plugin must not read as "unknown backend"
+            raise BackendError(problem)
         return

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evaltune.harness.builtin import builtin_path, builtin_suites
-from evaltune.harness.loaders.formats import FORMATS, HUB_FORMAT, FormatLoader
+from evaltune.harness.loaders.formats import FORMATS, HUB_FORMAT, FormatLoader, is_format, load_format
 from evaltune.harness.loaders.generic import load as load_items_file
 from evaltune.harness.loaders.hub import load_hub
 from evaltune.harness.loaders.yaml_suite import read_suite_file
@@ -31,8 +31,8 @@ def load_suite(spec: str | Path) -> SuiteSpec:
     if prefix == HUB_FORMAT and rest:
         dataset, _, split = rest.partition(":")
         return load_hub(dataset, split=split or "test")
-    if prefix in FORMATS and rest:
-        return FORMATS[prefix](Path(rest))
+    if rest and is_format(prefix):  # a built-in format or one an installed package adds
+        return load_format(prefix, Path(rest))
     path = Path(text).expanduser()
     suffix = path.suffix.lower()
     if suffix in SUITE_SUFFIXES:

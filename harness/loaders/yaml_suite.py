@@ -63,9 +63,9 @@ from evaltune.harness.loaders.formats import load_source
 from evaltune.harness.loaders.generation import generation_from_dict
 from evaltune.harness.loaders.generic import read_items
 from evaltune.harness.loaders.items import check_items, item_from_dict
+from evaltune.harness.loaders.scorer_list import scorers_from_yaml
 from evaltune.harness.loaders.templates import apply_templates, check_template
 from evaltune.harness.suite import Item, SuiteError, SuiteSpec
-from evaltune.suggestions import did_you_mean
 
 __all__ = ["item_from_dict", "read_suite_file", "suite_files", "suite_from_dict"]
 
@@ -113,7 +113,7 @@ def suite_from_dict(data: Any, source: str, base_dir: Path) -> SuiteSpec:
         name=name,
         items=items,
         generation=generation_from_dict(settings, where(source, settings), base.generation),
-        scorers=_scorers(data, source) if "scorers" in data else base.scorers,
+        scorers=scorers_from_yaml(data["scorers"], source) if "scorers" in data else base.scorers,
         description=_text(data, "description", source) or base.description,
         source=source,
     )
@@ -147,32 +147,6 @@ def _inline_items(value: Any, source: str) -> tuple[Item, ...]:
         )
     items = [item_from_dict(entry, where(source, entry), n) for n, entry in enumerate(value, start=1)]
     return check_items(items, source)
-
-
-def _scorers(data: Mapping[str, Any], source: str) -> tuple[str, ...]:
-    value = data["scorers"]
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise SuiteError(source, f"must be a list of scorer names, not {describe(value)}", field="scorers")
-    if len(set(value)) != len(value):
-        raise SuiteError(source, "names a scorer twice; list each once", field="scorers")
-    _check_scorer_names(value, source)
-    return tuple(value)
-
-
-def _check_scorer_names(names: list[str], source: str) -> None:
-    """Each name must be registered: a typo fails here, naming the file, not later inside a run."""
-    from evaltune.metrics.registry import UnknownScorerError, all_scorers, get_scorer
-
-    for name in names:
-        try:
-            get_scorer(name)
-        except UnknownScorerError:
-            hint = did_you_mean(name, (spec.name for spec in all_scorers()))
-            raise SuiteError(
-                source, f"unknown scorer '{name}'{hint}; 'evaltune scorers list' shows them all", field="scorers"
-            ) from None
 
 
 def _required_text(data: Mapping[str, Any], key: str, source: str) -> str:

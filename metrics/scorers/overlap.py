@@ -6,8 +6,9 @@ item's references (BLEU with effective order, as ``sacrebleu.sentence_bleu``); t
 mean comes with a 95% interval, and the corpus-level score (the number MT papers quote: n-gram
 statistics pooled before the ratio) is in the details with sacrebleu's signature.
 
-ROUGE is three scorers, one number each: ``rouge_1`` (unigram), ``rouge_2`` (bigram) and ``rouge_l``
-(longest common subsequence) F-measure against the best-matching reference, on 0-1, equal to the
+ROUGE is one scorer with a parameter, ``rouge(variant=1|2|l)``, whose three parameterisations keep the names
+they had as three scorers: ``rouge_1`` (unigram), ``rouge_2`` (bigram) and ``rouge_l`` (longest common
+subsequence, the default); each is the F-measure against the best-matching reference, on 0-1, equal to the
 rouge-score package's values (its tokenizer, no stemming). The overlap is counted here so that
 scoring does not import nltk (about 3 s); precision and recall are in each score's details.
 """
@@ -17,10 +18,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from evaltune.metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
-from evaltune.metrics.registry import Aggregate, scorer
+from evaltune.metrics.registry import Aggregate, ItemScorer, scorer
 from evaltune.metrics.stats.intervals import mean_with_ci
 from evaltune.metrics.text import fold_accents
 
@@ -112,7 +113,21 @@ def _f_measure(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
 
 
-def _register_rouge(name: str, overlap: Overlap, what: str) -> None:
+_OVERLAPS: dict[str, Overlap] = {"1": _ngram_overlap(1), "2": _ngram_overlap(2), "l": _lcs_overlap}
+
+
+@scorer("rouge", family="quality", needs=("reference",), factory=True,
+        presets={"rouge_1": {"variant": "1"}, "rouge_2": {"variant": "2"}, "rouge_l": {"variant": "l"}})
+def rouge(variant: Literal["1", "2", "l"] = "l") -> ItemScorer:
+    """ROUGE F-measure (0-1) against the best-matching reference, as the rouge-score package computes it.
+
+    Precision and recall are in the details.
+
+    Args:
+        variant: 1 (unigram overlap), 2 (bigram overlap) or l (longest common subsequence).
+    """
+    overlap = _OVERLAPS[variant]
+
     def score(example: Example) -> ScoreResult:
         if not example.references:
             return NOT_APPLICABLE
@@ -125,11 +140,4 @@ def _register_rouge(name: str, overlap: Overlap, what: str) -> None:
         value, precision, recall, reference = best
         return ScoreResult(value, {"precision": precision, "recall": recall, "best_reference": reference})
 
-    score.__doc__ = (f"{what} F-measure (0-1) against the best-matching reference, as the rouge-score package "
-                     "computes it; precision and recall in the details.")
-    scorer(name, family="quality", needs=("reference",))(score)
-
-
-_register_rouge("rouge_1", _ngram_overlap(1), "ROUGE-1 (unigram overlap)")
-_register_rouge("rouge_2", _ngram_overlap(2), "ROUGE-2 (bigram overlap)")
-_register_rouge("rouge_l", _lcs_overlap, "ROUGE-L (longest common subsequence)")
+    return score
