@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evaltune.db.base import Base, utcnow
@@ -56,6 +56,9 @@ class Suite(Base):
 
 
 class SuiteItem(Base):
+    """One item of a suite version. ``assertions`` are its checks as the suite file writes them
+    (``{"type": "contains", "value": "812"}``), the suite's defaults first; [] for an item without any."""
+
     __tablename__ = "suite_items"
     __table_args__ = (UniqueConstraint("suite_id", "key"),)
 
@@ -74,6 +77,8 @@ class SuiteItem(Base):
     attribute: Mapped[str | None] = mapped_column(String(100))
     value: Mapped[str | None] = mapped_column(String(100))
     item_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # The server default fills the rows stored before items had assertions (migration 0009).
+    assertions: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
 
     suite: Mapped[Suite] = relationship(back_populates="items")
 

@@ -33,6 +33,7 @@ ITEM_FIELDS = {
     "attribute": None,
     "value": None,
     "metadata": dict,
+    "assertions": list,
 }
 
 
@@ -112,7 +113,7 @@ def get_or_create_suite(
     """The suite version with this content hash; if new, it is stored with all its items in one bulk insert.
 
     Each item is a dict with ``key`` and ``input`` and optionally references, context, choices, gold,
-    tags, expect_abstention, group, attribute, value, metadata. Raises ``ValueError`` for other keys.
+    tags, expect_abstention, group, attribute, value, metadata, assertions. Raises ``ValueError`` for other keys.
     """
     stmt: Insert = dialect_insert(session, Suite).values(
         name=name,

@@ -36,6 +36,7 @@ class EvaluateRequest:
     batch_size: int | None = None
     limit: int | None = None
     settings: SettingsOverrides = field(default_factory=SettingsOverrides)  # instead of the suite's
+    store_url: str | None = None  # None: EVALTUNE_DB_URL, else the SQLite file under EVALTUNE_HOME
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,16 @@ def evaluate(
     if request.seed is not None and request.settings.apply(suite.generation).greedy:
         status(f"warning: --seed {request.seed} has no effect: {suite.name} decodes greedily (temperature 0), "
                "so every seed gives the same outputs; add --temperature above 0 to sample")
-    store = open_store()
-    model = _resolve(request, store.sessions)
+    store = open_store(request.store_url)
+    try:
+        return _evaluate_in(store.sessions, request, suite, status, on_progress)
+    finally:
+        store.close()
+
+
+def _evaluate_in(sessions: sessionmaker[Session], request: EvaluateRequest, suite: SuiteSpec, status: Status,
+                 on_progress: Callable[[int, int], None] | None) -> Evaluation:
+    model = _resolve(request, sessions)
     status(f"loading {model.display_name} ...")
     started = time.perf_counter()
     backend = model.load()
@@ -73,7 +82,7 @@ def evaluate(
         seed = 0 if request.seed is None else request.seed
         options = RunOptions(seed, request.scorers, request.batch_size, request.limit, settings.code_version(),
                              request.settings)
-        outcome = run_suite(store.sessions, suite, backend, model.record(), options, on_progress)
+        outcome = run_suite(sessions, suite, backend, model.record(), options, on_progress)
     finally:
         backend.close()
     return Evaluation(outcome, suite, model, load_s)

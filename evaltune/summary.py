@@ -39,8 +39,17 @@ def metrics_table(metrics: list[dict[str, Any]], fold: bool = False) -> str:
     text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in [header, *rows]]
     text.insert(1, "  ".join("-" * w for w in widths))
-    notes = table_notes(lines)
+    notes = table_notes(lines) + skipped_assertion_lines(metrics)
     return "\n".join(text + (["", *notes] if notes else []))
+
+
+def skipped_assertion_lines(metrics: list[dict[str, Any]]) -> list[str]:
+    """One line per reason some assertions were not judged ("3 assertions skipped: set EVALTUNE_JUDGE_MODEL=...
+    to enable llm-rubric"), from ``pass_rate``'s details: a pass rate is read knowing what it left out."""
+    pass_rate = next((m for m in metrics if m["name"] == "pass_rate"), None)
+    reasons = ((pass_rate or {}).get("details") or {}).get("skipped_reasons") or {}
+    return [f"{count} assertion{'' if count == 1 else 's'} skipped: {str(reason).removeprefix('skipped: ')}"
+            for reason, count in reasons.items()]
 
 
 def format_summary(evaluation: Evaluation, as_json: bool = False, show_all: bool = False) -> str:

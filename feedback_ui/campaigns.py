@@ -31,6 +31,7 @@ from evaltune.db.evaluation import Generation, Run, Score, Suite, SuiteItem
 from evaltune.db.ratings import Campaign, CampaignAnnotator, CampaignItem, User
 from evaltune.feedback_ui.auth import Account, require_role
 from evaltune.feedback_ui.transactions import has_no_choices, has_tag
+from evaltune.reports.outputs import is_per_assertion
 from evaltune.suggestions import did_you_mean
 
 _OPS = {
@@ -204,8 +205,9 @@ def check_filter_names(session: Session, filters: Sequence[str], runs: Sequence[
             for tag in parsed.tags:
                 _check_name(text, "tag", tag, tags, f"the tags of the items of {listed}")
         for rule in parsed.scores:
-            scorers = set(session.execute(select(Score.scorer).distinct()
-                                          .where(Score.run_id.in_([run.id for run in runs]))).scalars())
+            scorers = {name for name in session.execute(select(Score.scorer).distinct()
+                                                        .where(Score.run_id.in_([run.id for run in runs]))).scalars()
+                       if not is_per_assertion(name)}  # one assertion's rows are details of ``assertions``
             _check_name(text, "scorer", rule["scorer"], scorers, f"the scorers that scored {listed}",
                         "; to filter on another, score the runs with it first ('evaltune score RUN_ID --scorers NAME')")
 

@@ -1,6 +1,8 @@
-"""Score a stored run: read its outputs, call the registered scorers, store scores and aggregates.
+"""Score a stored run: read its outputs, call the registered scorers, check the items' assertions, store scores
+and aggregates.
 
-Used by the runner after generation and by ``evaltune score`` to re-score without regenerating.
+Used by the runner after generation and by ``evaltune score`` to re-score without regenerating (which checks the
+assertions again and replaces their rows, as it does a scorer's).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from sqlalchemy.orm import Session, joinedload
 
 from evaltune.db import queries
 from evaltune.db.evaluation import Generation, SuiteItem
-from evaltune.metrics.records import Example
+from evaltune.harness.assertion_scores import score_assertions
+from evaltune.harness.store_records import stored_assertions
+from evaltune.metrics.assertions.names import ASSERTION_SCORERS
+from evaltune.metrics.records import Assertion, Example
 from evaltune.metrics.registry import ScorerSpec, get_scorer
 from evaltune.progress import Progress
 
@@ -33,17 +38,25 @@ class MetricRow:
 
 
 def score_run(session: Session, run_id: int, scorer_names: tuple[str, ...] | list[str]) -> list[MetricRow]:
-    """Score every output of ``run_id`` with each scorer; store the scores and one metric per scorer."""
+    """Score every output of ``run_id`` with each scorer and check its item's assertions; store the scores, the
+    scorers' metrics and the assertions' (``harness.assertion_scores``)."""
     specs = [get_scorer(name) for name in scorer_names]
     generations = _load_generations(session, run_id)
     examples = _examples(generations)
+    has_assertions = any(e.assertions for e in examples)
     metrics: list[MetricRow] = []
-    with Progress(f"scoring run {run_id}", total=len(specs), unit="scorer") as progress:
+    with Progress(f"scoring run {run_id}", total=len(specs) + has_assertions, unit="scorer") as progress:
         for spec in specs:
             progress.note(spec.name)
             metrics += _score_with(session, run_id, spec, generations, examples)
             progress.advance()
-    queries.replace_run_metrics(session, run_id, [spec.name for spec in specs], [m.__dict__ for m in metrics])
+        if has_assertions:
+            progress.note("assertions")
+            metrics += [MetricRow(m.name, scorer, "quality", True, m.value, m.ci_low, m.ci_high, m.n, m.details)
+                        for scorer, m in score_assertions(session, run_id, generations, examples)]
+            progress.advance()
+    replaced = [spec.name for spec in specs] + list(ASSERTION_SCORERS)
+    queries.replace_run_metrics(session, run_id, replaced, [m.__dict__ for m in metrics])
     return metrics
 
 
@@ -74,12 +87,15 @@ def _load_generations(session: Session, run_id: int) -> list[Generation]:
 
 def _examples(generations: list[Generation]) -> list[Example]:
     outputs_by_item: dict[int, list[str]] = defaultdict(list)
+    assertions: dict[int, tuple[Assertion, ...]] = {}
     for g in generations:
         outputs_by_item[g.item_id].append(g.output)
-    return [_example(g, outputs_by_item[g.item_id]) for g in generations]
+        if g.item_id not in assertions:  # read once per item, not per sample
+            assertions[g.item_id] = stored_assertions(g.item)
+    return [_example(g, outputs_by_item[g.item_id], assertions[g.item_id]) for g in generations]
 
 
-def _example(g: Generation, item_outputs: list[str]) -> Example:
+def _example(g: Generation, item_outputs: list[str], assertions: tuple[Assertion, ...]) -> Example:
     item: SuiteItem = g.item
     others = list(item_outputs)
     others.remove(g.output)
@@ -99,6 +115,8 @@ def _example(g: Generation, item_outputs: list[str]) -> Example:
         attribute=item.attribute,
         value=item.value,
         metadata=dict(item.item_metadata),
+        assertions=assertions,
+        latency_ms=g.latency_s * 1000.0 if g.latency_s else None,
     )
 
 

@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from evaltune.db import queries
 from evaltune.db.evaluation import Generation, Suite, SuiteItem
+from evaltune.harness.loaders.items import assertions_from_yaml
 from evaltune.harness.model_resolution import ModelRecord
 from evaltune.harness.suite import GenerationSettings, Item, Message, SuiteSpec, item_to_dict
+from evaltune.metrics.records import Assertion
 
 _SETTINGS_FIELDS = frozenset(f.name for f in dataclasses.fields(GenerationSettings))
 
@@ -43,6 +45,7 @@ def store_suite(session: Session, suite: SuiteSpec) -> tuple[int, dict[str, int]
     items = []
     for data in map(item_to_dict, suite.items):
         data["key"] = data.pop("id")
+        data["assertions"] = data.pop("assert", [])
         items.append(data)
     row = queries.get_or_create_suite(
         session,
@@ -65,8 +68,18 @@ def item_from_row(row: SuiteItem) -> Item:
         id=row.key, input=prompt, references=tuple(row.references or ()), context=row.context,
         choices=tuple(row.choices or ()), gold=tuple(row.gold or ()), tags=tuple(row.tags or ()),
         expect_abstention=row.expect_abstention, group=row.group, attribute=row.attribute, value=row.value,
-        metadata=dict(row.item_metadata or {}),
+        metadata=dict(row.item_metadata or {}), assertions=stored_assertions(row),
     )
+
+
+def stored_assertions(row: SuiteItem) -> tuple[Assertion, ...]:
+    """A stored item's assertions, read back through the same checks a suite file passes. One that no longer
+    loads (a scorer from a plug-in since uninstalled) raises ``SuiteError`` naming the suite, item and field."""
+    if not row.assertions:
+        return ()
+    suite = row.suite
+    source = f"suite {suite.name} ({suite.content_hash[:12]}, as stored)"
+    return assertions_from_yaml(list(row.assertions), source, item=row.key)
 
 
 def settings_from_row(suite: Suite) -> GenerationSettings:

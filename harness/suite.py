@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from evaltune.metrics.records import Assertion
+
 Role = Literal["system", "user", "assistant"]
 ChatMode = Literal["auto", "always", "never"]
 
@@ -31,6 +33,8 @@ class Item:
     ``expect_abstention`` marks items whose right answer is "I don't know".
     ``group`` ties counterfactual variants together; ``attribute``/``value`` say which
     demographic term this variant uses (for example ``gender``/``female``).
+    ``assertions`` are the checks its output must pass (the suite's ``defaults`` first, then the item's own
+    ``assert`` list); a suite file writes them under ``assert``.
     """
 
     id: str
@@ -45,6 +49,7 @@ class Item:
     attribute: str | None = None
     value: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    assertions: tuple[Assertion, ...] = ()
 
     @property
     def is_multiple_choice(self) -> bool:
@@ -142,12 +147,17 @@ class SuiteSpec:
 
 
 def item_to_dict(item: Item) -> dict[str, Any]:
-    """A JSON-ready dict of an item (the inverse of ``harness.loaders.yaml_suite.item_from_dict``)."""
+    """A JSON-ready dict of an item with the keys a suite file writes (the inverse of
+    ``harness.loaders.items.item_from_dict``). Assertions are under ``assert``, as written, and only when the item
+    has some: a suite without assertions keeps the content hash it had before items could carry them."""
     data = asdict(item)
+    del data["assertions"]
     if not isinstance(item.input, str):
         data["input"] = [{"role": m.role, "content": m.content} for m in item.input]
     for key in ("references", "choices", "gold", "tags"):
         data[key] = list(data[key])
+    if item.assertions:
+        data["assert"] = [assertion.to_dict() for assertion in item.assertions]
     return data
 
 

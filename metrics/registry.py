@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from evaltune.metrics import plugins
+from evaltune.metrics.assertions.names import RESERVED_NAMES
 from evaltune.metrics.records import Example, MetricValue, ScoreResult
 from evaltune.metrics.scorer_params import (
     ScorerParam,
@@ -151,6 +152,8 @@ def scorer(
 
 
 def _check_free(name: str) -> None:
+    if name in RESERVED_NAMES:  # the names a run's assertion results are stored under
+        raise ValueError(f"the scorer name '{name}' is reserved for a suite's assertions; choose another name")
     owner = _REGISTRY.get(_PRESETS.get(name, name))
     if owner is not None:
         what = "scorer" if name in _REGISTRY else f"preset of scorer '{owner.name}'"

@@ -8,8 +8,13 @@ item's input (its text, or its last user message), never the prompt the model wa
 the system prompt, the context template and the model's chat template.
 
 A **failure** follows ``FAILURE_RULE``: a pass/fail scorer is one whose every value in the run is 0 or 1
-(``answer_match``, ``exact_match``, ``abstention``, an assertion), and it says "wrong" with 0 where higher
-is better, 1 where lower is better (a hallucination flag). The same 0/1 test decides the report's flipped items.
+(``answer_match``, ``exact_match``, ``abstention``, ``assertions``: the item's assertions all passed), and it says
+"wrong" with 0 where higher is better, 1 where lower is better (a hallucination flag). The same 0/1 test decides
+the report's flipped items.
+
+Each assertion's own row (``assertion:K``, see ``harness.assertion_scores``) is a detail of ``assertions``, shown
+by ``runs show --failures``: it is never listed here as a scorer, nor offered as one to filter by. Nor is
+``assertion_score`` a verdict: it is the weighted share of the assertions that passed.
 """
 
 from __future__ import annotations
@@ -23,12 +28,17 @@ from sqlalchemy import ColumnElement, and_, case, exists, false, func, or_, sele
 from sqlalchemy.orm import Session
 
 from evaltune.db.evaluation import Generation, Run, RunMetric, Score, SuiteItem
-from evaltune.metrics.registry import UnknownScorerError, get_scorer
+from evaltune.metrics.assertions.names import PER_ASSERTION_PREFIX, SCORE_SCORER
+from evaltune.metrics.assertions.names import is_per_assertion as is_per_assertion  # for the app (reads via reports)
+from evaltune.metrics.registry import ScorerParamError, UnknownScorerError, get_scorer
 from evaltune.suggestions import did_you_mean
 
 FAILURE_RULE = ("an output fails when one of its pass/fail scorers (those whose every value in the run is 0 or 1: "
-                "answer_match, exact_match, abstention, an assertion) says wrong: 0 where higher is better, "
+                "answer_match, exact_match, abstention, assertions) says wrong: 0 where higher is better, "
                 "1 where lower is better (a hallucination flag)")
+# Stored as scores but not scorers a user lists: one assertion's detail rows (``assertion:K``).
+PER_ASSERTION = f"{PER_ASSERTION_PREFIX}%"
+NOT_VERDICTS = frozenset({SCORE_SCORER})  # 0/1-valued at times, but a weighted score, not a pass/fail
 
 
 class OutputsError(ValueError):
@@ -166,7 +176,8 @@ def _output(output: str, choices: Any, logprobs: Any) -> str:
 def _scores(session: Session, run_id: int, generation_ids: list[int] | None,
             scorers: Sequence[str]) -> dict[int, dict[str, float]]:
     stmt = (select(Score.generation_id, Score.scorer, Score.value)
-            .where(Score.run_id == run_id, Score.value.is_not(None), Score.generation_id.is_not(None))
+            .where(Score.run_id == run_id, Score.value.is_not(None), Score.generation_id.is_not(None),
+                   Score.scorer.not_like(PER_ASSERTION))
             .order_by(Score.scorer))
     if generation_ids is not None:
         stmt = stmt.where(Score.generation_id.in_(generation_ids))
@@ -182,9 +193,10 @@ def _scores(session: Session, run_id: int, generation_ids: list[int] | None,
 def pass_fail_scorers(session: Session, run_id: int) -> dict[str, bool]:
     """The run's pass/fail scorers (every value 0 or 1), each with whether higher is better."""
     other = func.sum(case((Score.value.not_in([0.0, 1.0]), 1), else_=0))
-    stmt = (select(Score.scorer).where(Score.run_id == run_id, Score.value.is_not(None))
+    stmt = (select(Score.scorer)
+            .where(Score.run_id == run_id, Score.value.is_not(None), Score.scorer.not_like(PER_ASSERTION))
             .group_by(Score.scorer).having(other == 0))
-    names = list(session.execute(stmt).scalars())
+    names = [name for name in session.execute(stmt).scalars() if name not in NOT_VERDICTS]
     stored = dict(session.execute(
         select(RunMetric.scorer, RunMetric.higher_is_better).where(RunMetric.run_id == run_id)).all())
     return {name: stored[name] if name in stored else _registered_direction(name) for name in names}
@@ -193,7 +205,7 @@ def pass_fail_scorers(session: Session, run_id: int) -> dict[str, bool]:
 def _registered_direction(name: str) -> bool:
     try:
         return get_scorer(name).higher_is_better
-    except UnknownScorerError:  # a scorer from a plug-in that is not installed now
+    except (UnknownScorerError, ScorerParamError):  # a plug-in not installed now, or a value it no longer takes
         return True
 
 
@@ -241,7 +253,8 @@ def check_scorers(session: Session, run_id: int, names: Iterable[str]) -> None:
     names = list(names)
     if not names:
         return
-    known = sorted(session.execute(select(Score.scorer).where(Score.run_id == run_id).distinct()).scalars())
+    known = sorted(session.execute(select(Score.scorer).distinct()
+                                   .where(Score.run_id == run_id, Score.scorer.not_like(PER_ASSERTION))).scalars())
     for name in names:
         if name not in known:
             listed = ", ".join(known) if known else "none (the run is not scored)"

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from evaltune.db.engine import Store
 from evaltune.db.evaluation import Generation, SuiteItem
-from tests.conftest import invoke_main
+from tests.conftest import Cli
 from tests.fixtures.answer_server import answer_server
 
 CONTEXT = ("The Fenwick orchard has 120 apple trees and 35 pear trees. It opens to visitors in September, when "
@@ -79,18 +79,8 @@ APPLY = {"fact-peru": {"answer_match", "token_f1"}, "fact-japan": {"answer_match
 # token_f1 is not pass/fail here (the orchard's is 1/3), so only answer_match and abstention decide failures.
 FAILED = {"fact-japan": ["answer_match"], "fict-zarnia": ["abstention"]}
 
-Invoke = Any
-
-
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Invoke:
-    def call(*args: str) -> tuple[int, str, str]:
-        return invoke_main(list(args), monkeypatch, capsys)
-    return call
-
-
-@pytest.fixture
-def run_id(store: Store, tmp_path: Path, cli: Invoke) -> int:
+def run_id(store: Store, tmp_path: Path, cli: Cli) -> int:
     """One run of SUITE on the fake endpoint's model "good"."""
     suite = tmp_path / "outputs-check.yaml"
     suite.write_text(SUITE, encoding="utf-8")
@@ -105,7 +95,7 @@ def _jsonl(out: str) -> dict[str, dict[str, Any]]:
 
 
 def test_each_output_beside_its_question_references_and_the_scores_that_apply(
-    store: Store, run_id: int, cli: Invoke
+    store: Store, run_id: int, cli: Cli
 ) -> None:
     code, out, err = cli("runs", "outputs", str(run_id), "--format", "jsonl")
     assert code == 0, err
@@ -130,7 +120,7 @@ def test_each_output_beside_its_question_references_and_the_scores_that_apply(
     assert all("Answer briefly." not in r["question"] and "role" not in r["question"] for r in records.values())
 
 
-def test_failures_tags_and_scorers_filter_and_unknown_ones_are_refused(run_id: int, cli: Invoke) -> None:
+def test_failures_tags_and_scorers_filter_and_unknown_ones_are_refused(run_id: int, cli: Cli) -> None:
     def keys(*options: str) -> list[str]:
         code, out, err = cli("runs", "outputs", str(run_id), "--format", "jsonl", *options)
         assert code == 0, err
@@ -157,7 +147,7 @@ def test_failures_tags_and_scorers_filter_and_unknown_ones_are_refused(run_id: i
 
 
 def test_the_table_fits_100_columns_and_csv_keeps_every_text_whole(
-    run_id: int, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+    run_id: int, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "100")
     code, out, err = cli("runs", "outputs", str(run_id))
@@ -188,7 +178,7 @@ def test_the_table_fits_100_columns_and_csv_keeps_every_text_whole(
 
 
 def test_a_chat_model_s_template_never_reaches_the_question(
-    store: Store, tiny_model_dir: Path, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+    store: Store, tiny_model_dir: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, _out, err = cli("run", "smoke", "--model", str(tiny_model_dir), "--limit", "4")
     assert code == 0, err
@@ -221,7 +211,7 @@ items:
 
 
 def test_a_multiple_choice_output_is_the_choice_the_model_found_most_likely(
-    store: Store, tiny_model_dir: Path, tmp_path: Path, cli: Invoke
+    store: Store, tiny_model_dir: Path, tmp_path: Path, cli: Cli
 ) -> None:
     suite = tmp_path / "outputs-mc.yaml"
     suite.write_text(MC_SUITE, encoding="utf-8")

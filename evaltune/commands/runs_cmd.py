@@ -65,12 +65,21 @@ def settings_text(generation: dict[str, Any], item_limit: int | None) -> str:
 @click.argument("run_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Everything about the run as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="List every metric (each bias attribute), not only the worst.")
-def show_run(run_id: int, as_json: bool, show_all: bool) -> None:
+@click.option("--failures", is_flag=True,
+              help="Instead of the metrics: each failed assertion (item, type, expected, got, reason) and a count.")
+def show_run(run_id: int, as_json: bool, show_all: bool, failures: bool) -> None:
     """A run's settings, timings and metrics with 95% intervals (as the run printed them: each bias scorer's
-    worst attribute unless --all)."""
+    worst attribute unless --all).
+
+    With --failures: each assertion of the run's suite that failed on an output, with the assertion as the suite
+    wrote it, the output and the reason ('runs outputs RUN --failures' lists failing outputs by any pass/fail
+    scorer)."""
     from evaltune.db.evaluation import Run
     from evaltune.summary import metrics_table, run_as_dict
 
+    if failures:
+        show_failures(run_id, as_json)
+        return
     with store_session() as session:
         run = session.get(Run, run_id)
         if run is None:
@@ -90,3 +99,20 @@ def show_run(run_id: int, as_json: bool, show_all: bool) -> None:
     click.echo("")
     click.echo(metrics_table(data["metrics"], fold=not show_all) if data["metrics"]
                else "no metrics (run not finished)")
+
+
+def show_failures(run_id: int, as_json: bool) -> None:
+    """``runs show RUN --failures``: the failed assertions, as text or JSON."""
+    from evaltune.reports.failures import assertion_summary, failed_assertions, failures_record, failures_text
+    from evaltune.reports.outputs import OutputsError
+
+    with store_session() as session:
+        try:
+            summary = assertion_summary(session, run_id)
+            found = failed_assertions(session, run_id)
+        except OutputsError as error:
+            raise UserError(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(failures_record(run_id, summary, found), indent=2, default=str))
+    else:
+        click.echo(failures_text(run_id, summary, found), nl=False)

@@ -1,13 +1,18 @@
 """Generic item files: JSONL (one item object per line) and CSV (one item per row).
 
-JSONL lines are objects with the item keys of ``harness.loaders.items``. Blank lines are skipped.
+JSONL lines are objects with the item keys of ``harness.loaders.items``, ``assert`` included::
+
+    {"id": "refund", "input": "Refund order 812.", "assert": [{"type": "contains", "value": "812"}]}
+
+Blank lines are skipped.
 
 CSV columns (a header row is required; only ``id`` and ``input`` must be present)::
 
-    id,input,references,context,tags,expect_abstention,group,attribute,value,choices,gold,metadata
+    id,input,references,context,tags,expect_abstention,group,attribute,value,choices,gold,metadata,assert
 
 ``references``, ``tags``, ``choices`` and ``gold`` hold several values separated by ``|``;
-``expect_abstention`` is true/false (yes/no, 1/0, or empty for false); ``metadata`` is a JSON object.
+``expect_abstention`` is true/false (yes/no, 1/0, or empty for false); ``metadata`` is a JSON object and
+``assert`` a JSON list of assertions.
 Empty cells are absent values. Every message names the file and the line.
 """
 
@@ -103,8 +108,8 @@ def _row_to_dict(row: dict[Any, Any], source: str, position: int) -> dict[str, A
             data[key] = _cell_indices(cell, source, label)
         elif key == "expect_abstention":
             data[key] = _cell_flag(cell, source, label)
-        elif key == "metadata":
-            data[key] = _cell_json(cell, source, label)
+        elif key in ("metadata", "assert"):
+            data[key] = _cell_json(cell, source, label, key)
         else:
             data[key] = cell
     return data
@@ -129,13 +134,14 @@ def _cell_flag(cell: str, source: str, label: str) -> bool:
     raise SuiteError(source, f"'{cell}' is not true or false", item=label, field="expect_abstention")
 
 
-def _cell_json(cell: str, source: str, label: str) -> Any:
+_JSON_EXAMPLES = {"metadata": 'a JSON object such as {"k": 1}',
+                  "assert": 'a JSON list such as [{"type": "contains", "value": "812"}]'}
+
+
+def _cell_json(cell: str, source: str, label: str, key: str) -> Any:
     try:
         return json.loads(cell)
     except json.JSONDecodeError as err:
         raise SuiteError(
-            source,
-            f'is not valid JSON ({err.msg}); write a JSON object such as {{"k": 1}}',
-            item=label,
-            field="metadata",
+            source, f"is not valid JSON ({err.msg}); write {_JSON_EXAMPLES[key]}", item=label, field=key
         ) from None

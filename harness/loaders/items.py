@@ -14,6 +14,9 @@ An item dict has these keys (only ``id`` and ``input`` are required)::
     group              counterfactual group id; variants of one group differ in one demographic term
     attribute, value   which term this variant uses, e.g. gender / female (value required with group)
     metadata           mapping of anything JSON can hold
+    assert             list of assertions the output must pass, e.g. {type: contains, value: "812"}
+                       (types and their fields: ``metrics.assertions.ASSERTION_TYPES``); not on multiple-choice
+                       items, which generate no text
 
 No text field may hold more than ``max_item_chars()`` characters (1,000,000 unless
 ``EVALTUNE_MAX_ITEM_CHARS`` says otherwise): a prompt that long is a mistake (a file pasted into
@@ -31,8 +34,10 @@ from typing import Any, get_args
 from evaltune import settings
 from evaltune.harness.loaders.checks import check_keys, describe
 from evaltune.harness.suite import Item, Message, Role, SuiteError
+from evaltune.metrics.records import Assertion
 
-ITEM_KEYS = frozenset(f.name for f in dataclasses.fields(Item))
+# The keys an item dict may hold: Item's fields, with its assertions written as promptfoo writes them.
+ITEM_KEYS = frozenset({f.name for f in dataclasses.fields(Item)} - {"assertions"} | {"assert"})
 ROLES: tuple[str, ...] = get_args(Role)
 MAX_ITEM_CHARS_ENV = "EVALTUNE_MAX_ITEM_CHARS"
 
@@ -165,9 +170,32 @@ def item_from_dict(data: Any, source: str, position: int) -> Item:
         attribute=fields.text("attribute"),
         value=fields.text("value"),
         metadata=fields.mapping("metadata"),
+        assertions=assertions_from_yaml(data.get("assert"), source, item=label),
     )
     _check_consistency(item, fields)
     return item
+
+
+def assertions_from_yaml(value: Any, source: str, *, item: str | None = None,
+                         field: str = "assert") -> tuple[Assertion, ...]:
+    """The assertions of an ``assert`` list (an item's, or ``defaults.assert``), each checked completely by
+    ``metrics.assertions.assertion_from_dict``; a bad one raises ``SuiteError`` naming the file, the item and the
+    field within the list, such as ``assert[2].value`` (0-based, as YAML paths count)."""
+    if value is None:
+        return ()
+    from evaltune.metrics.assertions import AssertionSpecError, assertion_from_dict
+
+    if not isinstance(value, list):
+        raise SuiteError(source, f"must be a list of assertions (each starting with '- '), not {describe(value)}",
+                         item=item, field=field)
+    assertions = []
+    for n, entry in enumerate(value):
+        try:
+            assertions.append(assertion_from_dict(entry))
+        except AssertionSpecError as error:
+            where = f"{field}[{n}]" + (f".{error.field}" if error.field else "")
+            raise SuiteError(source, error.message, item=item, field=where) from None
+    return tuple(assertions)
 
 
 def _references(fields: _Fields) -> tuple[str, ...]:
@@ -230,6 +258,10 @@ def _gold(fields: _Fields, choices: tuple[str, ...]) -> tuple[int, ...]:
 def _check_consistency(item: Item, fields: _Fields) -> None:
     if item.choices and len(item.choices) < 2:
         raise fields.fail("choices", "a multiple-choice item needs at least two choices")
+    if item.choices and item.assertions:
+        raise fields.fail(
+            "assert", "a multiple-choice item generates no text to check; remove 'assert' or the choices"
+        )
     if item.expect_abstention and item.references:
         raise fields.fail(
             "references", "an item with expect_abstention: true has no references; remove one or the other"

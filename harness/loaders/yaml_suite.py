@@ -14,6 +14,9 @@ Example::
       system_prompt: null
       batch_size: 8
     scorers: [exact_match, token_f1, rouge_l, abstention]   # registry names, checked by metrics
+    defaults:                              # optional: checks every generated item's output must pass
+      assert:                              # listed before each item's own ``assert`` (promptfoo's defaultTest)
+        - {type: not-contains, value: "As an AI language model"}
     template: "Question: {input}\\nAnswer:"                     # optional, see below
     context_template: "Context: {context}\\nQuestion: {input}\\nAnswer:"
     items:                                 # exactly one of items, items_file, source
@@ -21,6 +24,8 @@ Example::
         input: "What is the capital of France?"   # or a list of {role, content} messages
         references: ["Paris"]                     # accepted answers and aliases
         tags: [factual, geography]
+        assert:                                   # optional; see ``metrics.assertions.ASSERTION_TYPES``
+          - {type: regex, value: "\\bParis\\b"}
       - id: veltravia
         input: "What is the capital of the Republic of Veltravia?"
         expect_abstention: true
@@ -48,11 +53,15 @@ Templates turn string inputs into prompts; placeholders are ``{input}``, ``{cont
 context, ``template`` for the others (and for all items when there is no ``context_template``). The
 item keeps the rendered prompt as ``input``; the original is kept in ``metadata["raw_input"]``.
 
+``defaults.assert`` applies to every item that generates text (multiple-choice items generate none), whichever
+of ``items``, ``items_file`` or ``source`` gave it.
+
 Every error is a ``SuiteError`` naming the file (and line), the item and the field.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,17 +71,20 @@ from evaltune.harness.loaders.files import read_yaml, resolve, where
 from evaltune.harness.loaders.formats import load_source
 from evaltune.harness.loaders.generation import generation_from_dict
 from evaltune.harness.loaders.generic import read_items
-from evaltune.harness.loaders.items import check_items, item_from_dict
+from evaltune.harness.loaders.items import assertions_from_yaml, check_items, item_from_dict
 from evaltune.harness.loaders.scorer_list import scorers_from_yaml
 from evaltune.harness.loaders.templates import apply_templates, check_template
 from evaltune.harness.suite import Item, SuiteError, SuiteSpec
+from evaltune.metrics.records import Assertion
+from evaltune.suggestions import did_you_mean
 
 __all__ = ["item_from_dict", "read_suite_file", "suite_files", "suite_from_dict"]
 
 ITEM_SOURCES = ("items", "items_file", "source")
 SUITE_KEYS = frozenset(
-    {"name", "description", "generation", "scorers", "template", "context_template", *ITEM_SOURCES}
+    {"name", "description", "generation", "scorers", "template", "context_template", "defaults", *ITEM_SOURCES}
 )
+DEFAULTS_KEYS = ("assert",)
 
 
 def read_suite_file(path: str | Path) -> SuiteSpec:
@@ -105,9 +117,10 @@ def suite_from_dict(data: Any, source: str, base_dir: Path) -> SuiteSpec:
         )
     check_keys(data, SUITE_KEYS, source, what="top-level key")
     name = _required_text(data, "name", source)
+    defaults = _default_assertions(data.get("defaults"), source)
     base = _base_suite(data, source, base_dir)
     templates = {key: _template(data, key, source) for key in ("template", "context_template")}
-    items = apply_templates(base.items, source=source, **templates)
+    items = _with_defaults(apply_templates(base.items, source=source, **templates), defaults)
     settings = data.get("generation")
     return SuiteSpec(
         name=name,
@@ -136,6 +149,30 @@ def _base_suite(data: Mapping[str, Any], source: str, base_dir: Path) -> SuiteSp
             )
         return SuiteSpec(name="", items=read_items(path))
     return load_source(data["source"], where(source, data["source"]), base_dir)
+
+
+def _default_assertions(value: Any, source: str) -> tuple[Assertion, ...]:
+    """The assertions of ``defaults: {assert: [...]}``; ``defaults`` holds nothing else."""
+    if value is None:
+        return ()
+    at = where(source, value)
+    if not isinstance(value, Mapping):
+        raise SuiteError(at, f"must be a mapping such as {{assert: [...]}}, not {describe(value)}", field="defaults")
+    for key in value:
+        if key not in DEFAULTS_KEYS:
+            hint = did_you_mean(key, DEFAULTS_KEYS) if isinstance(key, str) else ""
+            raise SuiteError(at, f"unknown key '{key}'{hint}; defaults holds only: {', '.join(DEFAULTS_KEYS)}",
+                             field=f"defaults.{key}")
+    return assertions_from_yaml(value.get("assert"), at, field="defaults.assert")
+
+
+def _with_defaults(items: tuple[Item, ...], defaults: tuple[Assertion, ...]) -> tuple[Item, ...]:
+    """Each item that generates text with the suite's assertions before its own (a multiple-choice item
+    generates none to check)."""
+    if not defaults:
+        return items
+    return tuple(item if item.is_multiple_choice else dataclasses.replace(item, assertions=defaults + item.assertions)
+                 for item in items)
 
 
 def _inline_items(value: Any, source: str) -> tuple[Item, ...]:

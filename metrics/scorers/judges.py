@@ -1,4 +1,5 @@
-"""Model-based hallucination scorers that take a model the user names: ``nli_contradiction`` and ``judge``.
+"""Model-based hallucination scorers that take a model the user names: ``nli_contradiction`` and ``judge``;
+the same judge answers the suites' ``llm-rubric`` assertions (``rubric_yes_probabilities``).
 
 No NLI or judge model ships offline, so nothing is downloaded: set
 
@@ -45,16 +46,24 @@ JUDGE_PROMPT_WITHOUT_SOURCE = (
     "You check answers for hallucinations.\n\nQuestion: {prompt}\nAnswer: {output}\n\n"
     "Is the answer factually correct, with nothing made up? Reply Yes or No.\nReply:"
 )
+RUBRIC_PROMPT = (
+    "You grade answers against a rubric.\n\nQuestion: {prompt}\nAnswer: {output}\n\nRubric: {rubric}\n\n"
+    "Does the answer meet the rubric? Reply Yes or No.\nReply:"
+)
 NLI_PROMPT = (
     "Premise:\n{premise}\n\nStatement: {hypothesis}\n\n"
     "Does the premise contradict the statement? Reply Yes or No.\nReply:"
 )
 
 
+def how_to_enable(variable: str, what: str) -> str:
+    """The setting that turns on a model-based check which has no model."""
+    return f"set {variable}=<local folder, hub id or openai:http://HOST:PORT/v1> to enable {what}"
+
+
 def skipped(variable: str, scorer_name: str) -> ScoreResult:
     """The result of a model-based scorer when no model is named: no value, and how to enable it."""
-    reason = f"skipped: set {variable}=<local folder, hub id or openai:http://HOST:PORT/v1> to enable {scorer_name}"
-    return ScoreResult(None, {"skipped": True, "reason": reason})
+    return ScoreResult(None, {"skipped": True, "reason": f"skipped: {how_to_enable(variable, scorer_name)}"})
 
 
 def _skip_aware_mean(name: str, variable: str) -> Aggregate:
@@ -129,3 +138,15 @@ def judge(examples: Sequence[Example]) -> list[ScoreResult]:
         else:
             results.append(ScoreResult(1.0 - p_yes, {"model": model.describe(), "p_yes": round(p_yes, 6)}))
     return results
+
+
+def judge_model() -> ModelRef | None:
+    """The judge model EVALTUNE_JUDGE_MODEL names (None when unset), shared by ``judge`` and ``llm-rubric``."""
+    return model_from_env(JUDGE_ENV)
+
+
+def rubric_yes_probabilities(model: ModelRef, graded: Sequence[tuple[str, str, str]]) -> list[float | None]:
+    """For each (prompt, output, rubric): the judge's P(Yes) that the output meets the rubric, in one batched
+    pass (None where an endpoint answered neither Yes nor No)."""
+    prompts = [RUBRIC_PROMPT.format(prompt=prompt, output=output, rubric=rubric) for prompt, output, rubric in graded]
+    return yes_probabilities(model, prompts)
