@@ -49,7 +49,7 @@ def test_the_wheel_holds_one_top_level_name_and_the_package_data(wheel: Path) ->
     top_level = {name.split("/")[0] for name in names if ".dist-info/" not in name}
     assert top_level == {"evaltune"}
     for expected in ("evaltune/db/alembic.ini", "evaltune/db/migrations/env.py",
-                     "evaltune/harness/suites/regression.yaml",
+                     "evaltune/harness/suites/regression.yaml", "evaltune/harness/suite.schema.json",
                      "evaltune/metrics/hf_evaluate/evaltune_scorer/evaltune_scorer.py", "evaltune/py.typed",
                      "evaltune/feedback_ui/app.py", "evaltune/feedback_ui/screens/rate.py"):
         assert expected in names, expected

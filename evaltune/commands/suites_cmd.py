@@ -1,4 +1,4 @@
-"""``evaltune suites list``, ``validate FILE``, ``show NAME`` and ``copy NAME DEST``."""
+"""``evaltune suites list``, ``validate FILE``, ``show NAME``, ``copy NAME DEST`` and ``schema [-o FILE]``."""
 
 from __future__ import annotations
 
@@ -104,3 +104,34 @@ def copy(name: str, dest: Path) -> None:
         raise UserError(f"cannot write {error.filename or dest}: {error.strerror}; choose another DEST") from None
     copied = ", ".join(str(to) for _, to in pairs)
     click.echo(f"copied {name} to {copied}; run it with 'evaltune run {target}'")
+
+
+@suites.command("schema")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the schema to FILE instead of printing it.")
+@click.option("--built-in-only", is_flag=True,
+              help="Leave out what installed plugins add (scorers, formats): the copy shipped as "
+                   "harness/suite.schema.json.")
+def schema(output: Path | None, built_in_only: bool) -> None:
+    """The JSON Schema (draft 2020-12) of suite files, for editors to complete and check suite YAML.
+
+    It knows the scorers and formats of installed plugins too (the copy shipped in the package knows the built-in
+    ones). Point an editor at the file: '# yaml-language-server: $schema=FILE' as a suite's first line.
+    """
+    from evaltune.harness.loaders.formats import loader_problems
+    from evaltune.harness.suite_schema import schema_text, suite_schema
+    from evaltune.metrics.registry import plugin_problems
+
+    text = schema_text(suite_schema(built_in_only=built_in_only))
+    if not built_in_only:
+        for problem in [*plugin_problems(), *loader_problems()]:
+            click.echo(f"warning: {problem} (not in the schema)", err=True)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot write the schema to {output}: {error.strerror}; choose another -o FILE") from None
+    click.echo(f"wrote {output}; point an editor at it with '# yaml-language-server: $schema={output.resolve()}' "
+               "as a suite's first line", err=True)

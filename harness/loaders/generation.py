@@ -91,3 +91,18 @@ _CHECKS: dict[str, Check] = {
     "system_prompt": _system_prompt,
     "batch_size": _whole(1),
 }
+
+# What each setting does, in the words editors show beside it (harness/suite_schema.py builds the JSON Schema).
+GENERATION_HELP: dict[str, str] = {
+    "max_new_tokens": "Most tokens to generate per output: a whole number >= 1.",
+    "temperature": "Sampling temperature: a number >= 0; 0 is greedy decoding (the same output every time).",
+    "top_p": "Nucleus sampling: sample from the most likely tokens whose probabilities add up to this; "
+             "a number in (0, 1], 1 keeps them all.",
+    "stop": "Texts that end an output where the model writes them: one text or a list.",
+    "samples": "Outputs per item: a whole number >= 1; they differ only when temperature > 0.",
+    "chat": "Apply the model's chat template: auto (when the model has one), always, or never.",
+    "system_prompt": "Text given before every item's input: a system message in chat, a first paragraph "
+                     "otherwise; null for none.",
+    "batch_size": "Rows per batch and per store transaction: a whole number >= 1 (the hf backend may lower it "
+                  "to fit memory). Does not change outputs.",
+}
