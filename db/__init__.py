@@ -1,10 +1,11 @@
 """The evaltune store: typed models, engine and sessions, migrations, query helpers.
 
 ``open_store()`` is the entry point; the models live in ``db.evaluation`` (runs and what they produced), ``db.ratings``
-(annotation) and ``db.training`` (retuning), all on one ``metadata``.
+(annotation), ``db.training`` (retuning), ``db.sweeps`` (variants x models) and ``db.judging`` (judge calls),
+all on one ``metadata``.
 """
 
-from evaltune.db import evaluation, ratings, training  # noqa: F401  (every table on metadata)
+from evaltune.db import evaluation, judging, ratings, sweeps, training  # noqa: F401  (every table on metadata)
 from evaltune.db.base import Base
 from evaltune.db.engine import (
     Store,
@@ -18,7 +19,7 @@ from evaltune.db.engine import (
     upgrade,
 )
 
-# Importing the three model modules above registers every table on this metadata.
+# Importing the model modules above registers every table on this metadata.
 metadata = Base.metadata
 
 __all__ = [

@@ -24,6 +24,7 @@ from evaltune.commands import (
     score_cmd,
     scorers_cmd,
     suites_cmd,
+    sweeps_cmd,
     ui_cmd,
     users_cmd,
     worker_cmd,
@@ -61,6 +62,7 @@ cli.add_command(lineage_cmd.lineage)
 cli.add_command(demo_cmd.demo)
 cli.add_command(report_cmd.report)
 cli.add_command(gate_cmd.gate)
+cli.add_command(sweeps_cmd.sweeps)
 
 
 def main() -> None:

@@ -170,9 +170,10 @@ class SuiteRunner:
             model_name: str | None = None, scorers: tuple[str, ...] | list[str] | None = None,
             seed: int | None = None, limit: int | None = None, batch_size: int | None = None,
             temperature: float | None = None, top_p: float | None = None, max_new_tokens: int | None = None,
-            samples: int | None = None) -> SuiteResult:
+            samples: int | None = None, variant: str | None = None) -> SuiteResult:
         """Run ``suite`` (a suite file or a built-in suite's name) on ``model``, as ``evaltune run`` does with the
-        same options, and return the stored run. ``--evaltune-model`` replaces ``model``, ``adapter`` and
+        same options, and return the stored run; a suite with prompt variants (``prompts:``) runs the one named by
+        ``variant``. ``--evaltune-model`` replaces ``model``, ``adapter`` and
         ``model_name`` (use ``model:N`` for a stored adapter). A suite or model that cannot be used fails the test
         with evaltune's one-line message."""
         __tracebackhide__ = True
@@ -188,6 +189,7 @@ class SuiteRunner:
         request = EvaluateRequest(
             suite=os.fspath(suite), model=model, adapter=adapter, model_name=model_name,
             seed=seed, scorers=None if scorers is None else tuple(scorers), batch_size=batch_size, limit=limit,
+            variant=variant,
             settings=SettingsOverrides(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                                        samples=samples),
             store_url=self.store_url)

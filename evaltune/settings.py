@@ -157,6 +157,22 @@ def named_model(kind: str) -> tuple[str, str]:
     return _raw(f"{kind}_MODEL"), _raw(f"{kind}_MODEL_NAME")
 
 
+JUDGE_MODES = ("auto", "chat", "completions")
+
+
+def judge_model() -> tuple[str, str, str]:
+    """The judge model every judged check uses when neither the suite (``judge:``) nor ``--judge`` names one:
+    ``$EVALTUNE_JUDGE_MODEL`` (a local folder, a hub id or ``openai:URL``), ``$EVALTUNE_JUDGE_MODEL_NAME`` (the
+    model an endpoint serves) and ``$EVALTUNE_JUDGE_MODE`` (auto, chat or completions: which API an endpoint judge
+    is asked through; auto tries chat first). Empty strings where unset."""
+    mode = _raw("JUDGE_MODE").lower()
+    if mode and mode not in JUDGE_MODES:
+        raise SettingError(f"{PREFIX}JUDGE_MODE: '{mode}' is not one of {', '.join(JUDGE_MODES)}; "
+                           "set it to one (default auto) or unset it")
+    value, name = named_model("JUDGE")
+    return value, name, mode
+
+
 def hub_offline() -> bool:
     """Whether the Hugging Face libraries were told to stay offline (their own variables, read here too)."""
     names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")

@@ -6,7 +6,8 @@ Per output whose item has assertions, three kinds of ``Score`` rows:
   of weight 0), details ``{"score": weighted, "failed": [k, ...], "skipped": [k, ...]}``;
 - ``assertion_score``: the weighted score of the counted assertions;
 - ``assertion:K`` (K from 1, in the item's order: the suite's defaults first): one assertion's 1.0 / 0.0 / None
-  (skipped), details ``{"type", "assertion" (as written), "reason", "measured", "weight", "metric"}``.
+  (skipped), details ``{"type", "assertion" (as written), "reason", "measured", "weight", "metric"}`` and what
+  the check added (an ``llm-rubric``'s judge, score, scale and ``method``: logprobs, parsed or failed).
 
 And the run metrics of ``metrics.assertions.assertion_metrics``: ``pass_rate`` and ``pass_rate:*`` under the
 scorer ``assertions``, ``assertion_score`` under ``assertion_score``. ``pass_rate`` is the mean of the
@@ -63,7 +64,7 @@ def _score_rows(run_id: int, generation: Generation, assertions: tuple[Assertion
     ]
     for k, (assertion, result) in enumerate(zip(assertions, results, strict=True), start=1):
         rows.append(row(per_assertion_scorer(k), None if result.passed is None else float(result.passed), {
-            "type": assertion.label, "assertion": assertion.to_dict(), "reason": result.reason,
+            **result.details, "type": assertion.label, "assertion": assertion.to_dict(), "reason": result.reason,
             "measured": _json_number(result.measured), "weight": assertion.weight, "metric": assertion.metric}))
     return rows
 

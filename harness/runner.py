@@ -30,12 +30,15 @@ from evaltune.db.base import utcnow
 from evaltune.db.engine import in_transaction
 from evaltune.db.evaluation import Run
 from evaltune.harness.backends.base import Backend, OutputsDone, generate_with_progress
+from evaltune.harness.judges.config import JudgeSpec, configured_judge
+from evaltune.harness.judges.judge import check_judge
 from evaltune.harness.model_resolution import ModelRecord
 from evaltune.harness.prompts import PromptError, storable_text
 from evaltune.harness.scoring import MetricRow, score_run
 from evaltune.harness.store_records import generation_totals, store_model_version, store_suite
 from evaltune.harness.suite import Item, SettingsOverrides, SuiteSpec
 from evaltune.harness.work import Work, plan_work
+from evaltune.metrics.judging import JUDGED_ASSERTIONS
 from evaltune.metrics.registry import get_scorer
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
@@ -50,6 +53,7 @@ class RunOptions:
     limit: int | None = None  # only the first N items
     code_version: str = ""
     settings: SettingsOverrides = field(default_factory=SettingsOverrides)  # instead of the suite's own
+    judge: JudgeSpec | None = None  # --judge: for a suite that names no judge of its own (harness.judges.config)
 
 
 # "resumed": an interrupted run goes on; "reused": a completed run with the same fingerprint is the answer.
@@ -86,7 +90,9 @@ def run_suite(
     suite = _apply_options(suite, options)
     items, limit = _limited(suite.items, options.limit)
     scorers = tuple(options.scorers if options.scorers is not None else suite.scorers)
-    fingerprint = run_fingerprint(backend.fingerprint, suite, options.seed, scorers, limit)
+    judge = run_judge(suite, scorers, options.judge)
+    fingerprint = run_fingerprint(backend.fingerprint, suite, options.seed, scorers, limit,
+                                  judge.identity() if judge else None)
 
     def start(session: Session) -> tuple[int, dict[str, int], RunState]:
         model_id = store_model_version(session, model, backend.fingerprint)
@@ -106,7 +112,7 @@ def run_suite(
     generation_s = time.perf_counter() - started
 
     def finish(session: Session) -> tuple[list[MetricRow], dict[str, Any]]:
-        metrics = score_run(session, run_id, scorers)
+        metrics = score_run(session, run_id, scorers, judge)
         run = session.get_one(Run, run_id)
         stats = _run_stats(session, run_id, counts, generation_s, time.perf_counter() - started)
         run.status, run.finished_at, run.stats, run.error = "completed", utcnow(), stats, None
@@ -115,6 +121,19 @@ def run_suite(
     metrics, stats = in_transaction(sessions, finish)
     return RunOutcome(run_id, resumed, counts["generated"], counts["from_cache"], counts["already_stored"],
                       metrics, stats)
+
+
+def run_judge(suite: SuiteSpec, scorers: Sequence[str], given: JudgeSpec | None) -> JudgeSpec | None:
+    """The judge the run's judged checks use (``configured_judge``), checked to exist before anything is generated;
+    None when no scorer or assertion of the run asks a judge, or when none is named (they are then skipped)."""
+    asks_judge = any("judge" in get_scorer(name).needs for name in scorers) or any(
+        a.type in JUDGED_ASSERTIONS for item in suite.items for a in item.assertions)
+    if not asks_judge:
+        return None
+    judge = configured_judge(suite.judge, given)
+    if judge is not None:
+        check_judge(judge)
+    return judge
 
 
 def _plan(backend: Backend, suite: SuiteSpec, items: Sequence[Item], seed: int, scorers: Sequence[str]) -> list[Work]:
@@ -145,12 +164,15 @@ def wants_reference_logprobs(scorers: Sequence[str]) -> bool:
 
 
 def run_fingerprint(
-    model_fp: str, suite: SuiteSpec, seed: int, scorers: Sequence[str], limit: int | None = None
+    model_fp: str, suite: SuiteSpec, seed: int, scorers: Sequence[str], limit: int | None = None,
+    judge: str | None = None,
 ) -> str:
-    """What makes two runs the same run: model, suite version, settings, the seed where it matters, scorers and
-    item limit (``suite`` carries the run's own generation settings)."""
+    """What makes two runs the same run: model, suite version, settings, the seed where it matters, scorers, item
+    limit and, for a run with judged checks, the judge (``suite`` carries the run's own generation settings)."""
     settings = suite.generation
     payload = [model_fp, suite.content_hash, settings.identity(), settings.output_seed(seed), sorted(scorers), limit]
+    if judge is not None:  # only then: runs without a judge keep the fingerprints they always had
+        payload.append(judge)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

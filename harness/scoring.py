@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, joinedload
 from evaltune.db import queries
 from evaltune.db.evaluation import Generation, SuiteItem
 from evaltune.harness.assertion_scores import score_assertions
+from evaltune.harness.judges.config import JudgeSpec, judge_from_settings
+from evaltune.harness.judges.judge import judging_for
 from evaltune.harness.store_records import stored_assertions
 from evaltune.metrics.assertions.names import ASSERTION_SCORERS
 from evaltune.metrics.records import Assertion, Example
@@ -37,15 +39,22 @@ class MetricRow:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def score_run(session: Session, run_id: int, scorer_names: tuple[str, ...] | list[str]) -> list[MetricRow]:
+def score_run(session: Session, run_id: int, scorer_names: tuple[str, ...] | list[str],
+              judge: JudgeSpec | None = None) -> list[MetricRow]:
     """Score every output of ``run_id`` with each scorer and check its item's assertions; store the scores, the
-    scorers' metrics and the assertions' (``harness.assertion_scores``)."""
+    scorers' metrics and the assertions' (``harness.assertion_scores``).
+
+    ``judge`` answers the judged checks (``llm-rubric``, the ``judge`` scorer); None: the judge
+    ``EVALTUNE_JUDGE_MODEL`` names, if any. It is loaded only when a check asks it, and its answers are cached in
+    the store through ``session``."""
     specs = [get_scorer(name) for name in scorer_names]
     generations = _load_generations(session, run_id)
     examples = _examples(generations)
     has_assertions = any(e.assertions for e in examples)
     metrics: list[MetricRow] = []
-    with Progress(f"scoring run {run_id}", total=len(specs) + has_assertions, unit="scorer") as progress:
+    judge = judge if judge is not None else judge_from_settings()
+    with (judging_for(judge, session),
+          Progress(f"scoring run {run_id}", total=len(specs) + has_assertions, unit="scorer") as progress):
         for spec in specs:
             progress.note(spec.name)
             metrics += _score_with(session, run_id, spec, generations, examples)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from evaltune.metrics.records import Assertion
+
+if TYPE_CHECKING:
+    from evaltune.harness.judges.config import JudgeSpec
 
 Role = Literal["system", "user", "assistant"]
 ChatMode = Literal["auto", "always", "never"]
@@ -124,6 +127,17 @@ class SettingsOverrides:
 
 
 @dataclass(frozen=True)
+class PromptVariant:
+    """One named way of asking a suite's items (a suite file's ``prompts:``): ``template`` (Jinja2, over the item's
+    fields) turns each text input into the prompt, None leaving it as it is; ``system`` is the system prompt, None
+    keeping the suite's own. ``harness.prompt_variants.with_variant`` applies one to a suite."""
+
+    name: str
+    system: str | None = None
+    template: str | None = None
+
+
+@dataclass(frozen=True)
 class SuiteSpec:
     name: str
     items: tuple[Item, ...]
@@ -131,6 +145,10 @@ class SuiteSpec:
     scorers: tuple[str, ...] = ()
     description: str = ""
     source: str = ""  # the file it came from, for messages
+    # The prompt variants of a sweep (``prompts:``): none for a suite asked one way. Not part of the content hash:
+    # a variant is run as the suite it makes (``with_variant``), whose items and system prompt are.
+    variants: tuple[PromptVariant, ...] = ()
+    judge: JudgeSpec | None = None  # the suite's ``judge:``: the model that judges its outputs where scorers need one
 
     @property
     def content_hash(self) -> str:

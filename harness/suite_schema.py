@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from evaltune.harness import prompt_variants
 from evaltune.harness.loaders import formats, items, yaml_suite
 from evaltune.harness.loaders.generation import GENERATION_HELP, GENERATION_KEYS
 from evaltune.harness.suite import GenerationSettings, Item, Message
@@ -62,7 +63,19 @@ SUITE_KEY_HELP = {
     "items_file": "A .jsonl or .csv file of items, relative to the suite file (instead of items).",
     "source": "Items read from a public data format, e.g. {format: truthfulqa_mc, path: data/mc_task.json}, or "
               "from a Hugging Face dataset, {format: hf, dataset: owner/name} (instead of items).",
+    "prompts": "Prompt variants: name -> {system, template}. 'evaltune run' runs every variant on every --model (a "
+               "sweep). Templates are Jinja2 over the item's fields: {{ input }}, {{ context }}, {{ id }}, "
+               "{{ references }}, {{ tags }}, {{ metadata }}. Instead of template and context_template.",
+    "judge": "The model that judges outputs for the scorers that need one (llm-rubric, judge): {model: a local "
+             "folder or openai:URL, model_name: the name an endpoint serves}, instead of --judge or "
+             "EVALTUNE_JUDGE_MODEL.",
 }
+VARIANT_KEY_HELP = {
+    "system": "The system prompt of this variant (left out: the suite's generation.system_prompt).",
+    "template": "Jinja2 turning each text input into the prompt, e.g. 'Context: {{ context }}\\nQuestion: "
+                "{{ input }}'; it must use {{ input }}. Left out: the inputs as they are.",
+}
+
 SOURCE_KEY_HELP = {
     "format": "The data format: a loader's name, or hf for a Hugging Face dataset.",
     "path": "The data file or folder, relative to the suite file.",
@@ -91,8 +104,13 @@ def suite_schema(*, built_in_only: bool = False) -> Schema:
         "additionalProperties": False,
         # exactly one place the items come from
         "oneOf": [{"required": [key]} for key in yaml_suite.ITEM_SOURCES],
+        # prompt variants take the place of the templates
+        "if": {"required": ["prompts"], "properties": {"prompts": {"type": "object"}}},
+        "then": {"properties": {key: {"type": "null"} for key in yaml_suite.TEMPLATE_KEYS}},
         "$defs": {
             "item": _item_schema(),
+            "prompt_variant": _variant_schema(),
+            "judge": _judge_schema(),
             "message": _message_schema(),
             "generation": _generation_schema(),
             "source": _source_schema(built_in_only),
@@ -135,10 +153,36 @@ def _top_level(key: str) -> Schema:
         "items": {"type": "array", "items": {"$ref": "#/$defs/item"}, "minItems": 1},
         "items_file": TEXT,
         "source": {"$ref": "#/$defs/source"},
+        "prompts": {
+            "type": ["object", "null"],
+            "minProperties": 1,
+            "propertyNames": {"pattern": prompt_variants.VARIANT_NAME.pattern},
+            "additionalProperties": {"$ref": "#/$defs/prompt_variant"},
+        },
+        "judge": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/judge"}]},
     }
     if key not in shapes or key not in SUITE_KEY_HELP:
         raise LookupError(f"top-level key '{key}' has no schema; describe it in harness/suite_schema.py")
     return shapes[key]
+
+
+def _variant_schema() -> Schema:
+    """One variant of ``prompts:``, as ``harness.prompt_variants`` reads it: system and/or template."""
+    properties = {key: _described(TEXT_OR_NULL, VARIANT_KEY_HELP[key])
+                  for key in _ordered(prompt_variants.VARIANT_KEYS, VARIANT_KEY_HELP)}
+    return {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        "anyOf": [{"required": [key], "properties": {key: {"type": "string"}}} for key in properties],
+    }
+
+
+def _judge_schema() -> Schema:
+    """The ``judge:`` block, as the judges' own parser reads it (``JUDGE_BLOCK_SCHEMA`` sits beside that parser)."""
+    from evaltune.harness.judges.config import JUDGE_BLOCK_SCHEMA
+
+    return {key: value for key, value in JUDGE_BLOCK_SCHEMA.items() if key != "description"}
 
 
 # --- items -----------------------------------------------------------------------------------------------------

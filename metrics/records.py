@@ -46,11 +46,13 @@ class Assertion:
 class AssertionResult:
     """One assertion's verdict on one output. ``passed`` None means skipped (an ``llm-rubric`` with no judge
     model); ``reason`` says why it passed, failed or was skipped in words a user reads in ``runs show --failures``;
-    ``measured`` is the number that was compared, when there is one (a cosine, a word count, milliseconds)."""
+    ``measured`` is the number that was compared, when there is one (a cosine, a word count, milliseconds);
+    ``details`` what else the check wants kept with the verdict (the judge, and how it read its score)."""
 
     passed: bool | None
     reason: str
     measured: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

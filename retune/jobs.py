@@ -111,9 +111,13 @@ def check_suites(names: Sequence[str]) -> list[str]:
     found = []
     for name in names:
         try:
-            load_suite(name)
+            suite = load_suite(name)
         except SuiteError as error:
             raise JobError(f"{error}; the job re-runs these suites after training", option="--eval-after") from None
+        if suite.variants:  # a re-evaluation is one run per suite, compared with the base's run of the same suite
+            raise JobError(f"{name} has prompt variants ({', '.join(v.name for v in suite.variants)}); give a suite "
+                           "that asks one way (a template: and generation.system_prompt instead of prompts:)",
+                           option="--eval-after")
         path = Path(name).expanduser()
         found.append(str(path.resolve()) if path.is_file() else name)
     return found

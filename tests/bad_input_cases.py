@@ -45,6 +45,12 @@ def _a_file(tmp: Path) -> None:
     (tmp / "weights.bin").write_bytes(b"\0" * 16)
 
 
+def _a_rubric_suite(tmp: Path) -> None:
+    """A suite with an llm-rubric assertion: its run asks the judge."""
+    (tmp / "rubric.yaml").write_text("name: judged\nitems:\n  - id: tone\n    input: Say hello.\n    assert:\n"
+                                     "      - {type: llm-rubric, value: Is polite.}\n", encoding="utf-8")
+
+
 def _a_suite_file(tmp: Path) -> None:
     (tmp / "smoke.yaml").write_text("name: mine\nitems: [{id: a, input: hi}]\n", encoding="utf-8")
 
@@ -125,6 +131,29 @@ SUITE_FILES = [
          "field 'defaults.asserts'", "did you mean 'assert'"),
     case("suite-defaults-bad-assertion", RUN % "defaults_bad_assertion.yaml", "defaults_bad_assertion.yaml:3",
          "field 'defaults.assert[1].schema'", "not a valid JSON Schema"),
+    # prompt variants (prompts:), each checked against every item at load
+    case("suite-prompts-syntax-error", RUN % "prompts_syntax_error.yaml", "prompts_syntax_error.yaml:4",
+         "field 'prompts.concise.template'", "line 1 of the template", "unexpected '}'"),
+    case("suite-prompts-unknown-variable", RUN % "prompts_unknown_variable.yaml", "prompts_unknown_variable.yaml:4",
+         "field 'prompts.concise.template'", "unknown variable 'question'", "input, context, id"),
+    case("suite-prompts-bad-key", RUN % "prompts_bad_key.yaml", "prompts_bad_key.yaml:4",
+         "field 'prompts.concise.sytem'", "did you mean 'system'"),
+    case("suite-prompts-sandbox-escape", RUN % "prompts_sandbox_escape.yaml", "item refund",
+         "field 'prompts.sneaky.template'", "refused", "__class__", "may only read the item's fields"),
+    case("suite-prompts-missing-context", RUN % "prompts_missing_context.yaml", "item hours",
+         "field 'prompts.grounded.template'", "'context' is undefined", "{% if context is defined %}"),
+    case("suite-prompts-with-template", RUN % "prompts_with_template.yaml", "field 'template'",
+         "a variant's template takes its place"),
+    case("suite-prompts-empty", RUN % "prompts_empty.yaml", "field 'prompts'", "names no variant"),
+    # the suite's judge: (harness.judges.config) and llm-rubric's scale
+    case("suite-judge-unknown-key", RUN % "judge_unknown_key.yaml", "judge_unknown_key.yaml:2",
+         "field 'judge.model_nme'", "did you mean 'model_name'"),
+    case("suite-judge-endpoint-without-name", RUN % "judge_endpoint_without_name.yaml",
+         "judge_endpoint_without_name.yaml:3", "field 'judge.model_name'", "needs the name of the model it serves"),
+    case("suite-judge-password-in-url", RUN % "judge_password_in_url.yaml", "field 'judge.model'",
+         "user name or password", "EVALTUNE_OPENAI_API_KEY", absent=("hunter2",)),
+    case("suite-rubric-scale-too-large", RUN % "rubric_scale_too_large.yaml", "item tone", "field 'assert[0].scale'",
+         "a whole number from 2 to 9"),
 ]
 
 ITEM_FILES = [
@@ -270,6 +299,21 @@ ARGUMENTS = [
     case("cli-top-p-zero", "run smoke --top-p 0", "'--top-p'", "not in the range 0<x<=1"),
     case("cli-max-new-tokens-zero", "run smoke --max-new-tokens 0", "'--max-new-tokens'", "0 is not in the range"),
     case("cli-samples-zero", "run smoke --samples 0", "'--samples'", "0 is not in the range"),
+    # several --model (a sweep): the pairing of --model-name and --adapter with them
+    case("cli-run-model-names-mismatch", "run smoke --model {model} --model openai:http://127.0.0.1:9/v1 "
+         "--model-name a --model-name b", "2 --model-name values for 1 endpoints", "openai:http://127.0.0.1:9/v1",
+         "one per endpoint"),
+    case("cli-run-model-name-without-endpoint", "run smoke --model {model} --model default --model-name a",
+         "--model-name", "no --model is an endpoint", "leave it out"),
+    case("cli-run-adapter-with-several-models", "run smoke --model {model} --model default --adapter {adapter}",
+         "--adapter applies to one --model", "model:N"),
+    case("cli-run-model-twice", "run smoke --model {model} --model {model}", "given twice", "name each model once"),
+    case("cli-run-judge-model-name-without-judge", "run smoke --model {model} --judge-model-name j",
+         "--judge-model-name needs --judge"),
+    case("cli-run-judge-endpoint-without-name", "run smoke --model {model} --judge openai:http://127.0.0.1:9/v1",
+         "--judge-model-name", "needs the name of the model it serves"),
+    case("cli-run-sweep-with-baseline", "run {bad}/../data/suites/variants.yaml --model {model} --baseline 1",
+         "--baseline compares one run", "evaltune sweeps show N --baseline CELL"),
     case("cli-suites-show-unknown", "suites show no-such-suite", "no-such-suite", "built-in suites: "),
     case("cli-suites-copy-unknown", "suites copy no-such-suite {tmp}", "no-such-suite", "built-in suites: "),
     case("cli-suites-copy-not-yaml", "suites copy smoke {tmp}/smoke.txt", "smoke.txt", "not a folder and not a .yaml",
@@ -302,6 +346,14 @@ ARGUMENTS = [
     case("cli-report-no-shared-items", "report 1 3", "share no items"),
     case("cli-report-one-run", "report 1", "give BASELINE and CANDIDATE"),
     case("cli-history-unknown-suite", "report --history no-such-suite", "no-such-suite"),
+    case("cli-sweeps-show-unknown", "sweeps show 999", "no sweep 999", "evaltune sweeps list"),
+    case("cli-sweeps-show-not-a-number", "sweeps show abc", "'SWEEP_ID'", "'abc' is not a valid integer"),
+    case("cli-report-sweep-unknown", "report --sweep 999 --format html -o {tmp}/matrix.html", "no sweep 999",
+         "evaltune sweeps list"),
+    case("cli-report-baseline-cell-without-sweep", "report --baseline concise@./base",
+         "--baseline CELL goes with --sweep SWEEP_ID", "evaltune report BASELINE CANDIDATE"),
+    case("cli-report-sweep-and-runs", "report 1 2 --sweep 1", "--sweep shows one sweep's matrix",
+         "without run ids"),
     case("cli-data-build-unknown-campaign", "data build --campaign 999 --strategy pairwise", "no campaign 999"),
     case("cli-data-build-unknown-strategy", "data build --campaign 1 --strategy best", "'--strategy'", "'best'"),
     case("cli-data-build-zero-gap", "data build --campaign 1 --strategy likert-gap --min-gap 0", "'--min-gap'",
@@ -325,6 +377,11 @@ ARGUMENTS = [
          "dataset 3 (kto) holds kto rows, which dpo cannot train on", "retune it with --method kto"),
     case("cli-retune-unknown-eval-suite", "retune --model {model} --dataset 2 --force --eval-after nosuchsuite",
          "--eval-after", "nosuchsuite", "is not a built-in suite"),
+    case("cli-retune-eval-after-variants", "retune --model {model} --dataset 2 --force --eval-after "
+         "{bad}/../data/suites/variants.yaml", "--eval-after", "has prompt variants (concise, grounded)",
+         "a suite that asks one way"),
+    case("cli-score-judge-name-without-judge", "score 1 --scorers length --judge-model-name judge-model",
+         "--judge-model-name needs --judge"),
     case("cli-retune-adapter-base", "retune --model model:2 --dataset 2 --force", "--model",
          "model:2 is an adapter", "retune its base model:1"),
     case("cli-retune-endpoint-base", "retune --model openai:http://127.0.0.1:9/v1 --dataset 2 --force",
@@ -362,6 +419,21 @@ ARGUMENTS = [
     case("cli-users-unknown-role", "users add bob --role god --password-stdin", "'--role'", "'god'"),
     case("env-threads-not-a-number", "run smoke --model {model}", "EVALTUNE_THREADS", "whole number",
          env={"EVALTUNE_THREADS": "many"}),
+    case("env-judge-unreachable", "run {tmp}/rubric.yaml --model {model}", "named by EVALTUNE_JUDGE_MODEL",
+         "cannot reach http://127.0.0.1:9/v1", "is the server running",
+         env={"EVALTUNE_JUDGE_MODEL": "openai:http://127.0.0.1:9/v1", "EVALTUNE_JUDGE_MODEL_NAME": "j"},
+         make=_a_rubric_suite),
+    case("env-judge-no-folder", "run {tmp}/rubric.yaml --model {model}", "named by EVALTUNE_JUDGE_MODEL",
+         "no-judge", "pass a local model folder", env={"EVALTUNE_JUDGE_MODEL": "{tmp}/no-judge"},
+         make=_a_rubric_suite),
+    case("env-judge-mode-unknown", "run {tmp}/rubric.yaml --model {model}", "EVALTUNE_JUDGE_MODE",
+         "not one of auto, chat, completions", env={"EVALTUNE_JUDGE_MODE": "fast"}, make=_a_rubric_suite),
+    case("env-judge-password-in-url", "run {tmp}/rubric.yaml --model {model}", "EVALTUNE_JUDGE_MODEL",
+         "user name or password", absent=("hunter2",), make=_a_rubric_suite,
+         env={"EVALTUNE_JUDGE_MODEL": "openai:http://me:hunter2@127.0.0.1:9/v1", "EVALTUNE_JUDGE_MODEL_NAME": "j"}),
+    case("cli-run-judge-password-in-url",
+         "run smoke --model {model} --judge openai:http://me:hunter2@127.0.0.1:9/v1 --judge-model-name j",
+         "--judge", "user name or password", absent=("hunter2",)),
     case("env-home-is-a-file", "run smoke --model {model}", "EVALTUNE_HOME", "weights.bin",
          env={"EVALTUNE_HOME": "{tmp}/weights.bin"}, make=_a_file),
     case("store-url-unparseable", "runs list", "cannot parse the database URL", "EVALTUNE_DB_URL",

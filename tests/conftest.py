@@ -17,7 +17,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("EVALTUNE_THREADS", "1")
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.tiny_model"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.tiny_model", "tests.fixtures.served_model"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCHDATA = PROJECT_ROOT.parent / "shared" / "benchdata"

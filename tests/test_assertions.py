@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from evaltune.db import Store
 from evaltune.db.evaluation import RunMetric
+from evaltune.harness.judges import JudgeSpec, RubricRequest, judging_for, load_judge
 from evaltune.metrics.assertions import (
     ASSERTION_TYPES,
     PROMPTFOO_INSTEAD,
@@ -26,7 +27,6 @@ from evaltune.metrics.assertions import (
 from evaltune.metrics.assertions.check import CHECKS
 from evaltune.metrics.assertions.outcome import compared
 from evaltune.metrics.records import Assertion, AssertionResult, Example
-from evaltune.metrics.scorers.judges import judge_model, rubric_yes_probabilities
 from evaltune.metrics.stats.intervals import wilson_interval
 from tests.conftest import invoke_main
 
@@ -213,22 +213,24 @@ def test_llm_rubric_without_a_judge_is_skipped_and_says_how_to_configure_one() -
     assert (verdict.passed, verdict.score, verdict.skipped) == (True, 1.0, (0,))
 
 
-def test_llm_rubric_asks_the_judge_model(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVALTUNE_JUDGE_MODEL", str(tiny_model_dir))
+def test_llm_rubric_asks_the_configured_judge(tiny_model_dir: Path) -> None:
     rubric = "Answers in one sentence and names the city."
     outputs = ["Paris.", "The capital of France is a city on the Seine called Paris, famous for its tower.", "No."]
     lenient, strict = ({"type": "llm-rubric", "value": rubric, "threshold": t} for t in (0.0, 1.0))
     batch = [example(o, lenient, strict, negated(strict)) for o in outputs]
-    results = check_assertions(batch)
-    model = judge_model()
-    assert model is not None
-    expected = rubric_yes_probabilities(model, [(e.prompt, e.output, rubric) for e in batch])
-    for (low, high, not_high), p_yes in zip(results, expected, strict=True):
-        assert p_yes is not None and 0.0 < p_yes < 1.0
-        assert low.measured == pytest.approx(p_yes) and low.passed is True
-        assert high.passed is False and high.reason == f'judge P(yes) {p_yes:.2f} < 1.00 for "{rubric}"'
+    judge = JudgeSpec(str(tiny_model_dir))
+    with judging_for(judge):  # as harness.scoring hands the run's judge to the checks
+        results = check_assertions(batch)
+        one_by_one = [check_assertions([e])[0][0].measured for e in batch]
+    expected = load_judge(judge).rubric([RubricRequest(e.prompt, e.output, rubric) for e in batch])
+    for (low, high, not_high), score in zip(results, expected, strict=True):
+        assert score.score is not None and score.normalized is not None and 0.0 < score.normalized < 1.0
+        assert low.measured == pytest.approx(score.normalized) and low.passed is True
+        assert low.details["method"] == "logprobs" and low.details["judge_score"] == pytest.approx(score.score)
+        assert high.passed is False and high.reason == (
+            f"judge score {score.score:.2f} of 5 (weighted by its probabilities), scaled {score.normalized:.2f} "
+            f'< 1.00 for "{rubric}"')
         assert not_high.passed is True
-    one_by_one = [check_assertions([e])[0][0].measured for e in batch]
     assert one_by_one == pytest.approx([r[0].measured for r in results], abs=1e-5)  # padding does not leak
 
 

@@ -82,8 +82,9 @@ def test_a_wrong_password_is_refused(seeded: Seeded) -> None:
 
 @pytest.mark.parametrize(("user", "pages"), [
     ("ann1", ["Rate"]),
-    ("view", ["Progress", "Agreement", "Runs", "Compare"]),
-    ("admin", ["Rate", "Progress", "Agreement", "Runs", "Compare", "Adjudicate", "Campaigns", "Retune", "Users"]),
+    ("view", ["Progress", "Agreement", "Runs", "Compare", "Sweeps"]),
+    ("admin", ["Rate", "Progress", "Agreement", "Runs", "Compare", "Sweeps", "Adjudicate", "Campaigns", "Retune",
+               "Users"]),
 ])
 def test_each_role_sees_its_pages(seeded: Seeded, user: str, pages: list[str]) -> None:
     at = _login(user)
@@ -206,7 +207,7 @@ def test_viewer_and_admin_pages_render_with_ratings(store: Store, seeded: Seeded
         _button(at, "Submit rating").click()
         at.run()
     at = _login("admin")
-    for page in ["progress", "agreement", "runs", "compare", "adjudicate", "campaigns", "users"]:
+    for page in ["progress", "agreement", "runs", "compare", "sweeps", "adjudicate", "campaigns", "users"]:
         at.sidebar.radio(key="nav").set_value(page)
         at.run()
         assert not at.exception, (page, at.exception)

@@ -1,6 +1,6 @@
 """The user-named model scorers, nli_contradiction and judge: skipped without a model; with tiny local
 models built here and a fake OpenAI-compatible endpoint, the plumbing (labels, shapes, determinism,
-batching, probabilities in [0, 1]), not accuracy."""
+batching, probabilities in [0, 1]), not accuracy. The judge itself is tested in test_judges.py."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ from typing import Any, ClassVar
 
 import pytest
 
+from evaltune.harness.judges import JudgeSpec, judging_for, load_judge
 from evaltune.metrics.model_loaders.judge_models import ModelLoadError, read_yes_no
 from evaltune.metrics.records import Example
 from evaltune.metrics.registry import get_scorer
+from evaltune.metrics.scorers.judges import judge_request
+from tests.fixtures.answer_server import send_json
 
 PASSAGE = "The Harlow Bridge over the Ness River was completed in 1887. Visitors must not climb the towers."
 
@@ -83,14 +86,20 @@ def test_nli_model_without_a_contradiction_label_is_refused(tiny_model_dir: Path
         score("nli_contradiction", example("a"))
 
 
-def test_local_judge_reads_yes_no_likelihoods(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVALTUNE_JUDGE_MODEL", str(tiny_model_dir))
+def test_the_judge_scorer_asks_the_configured_judge(tiny_model_dir: Path) -> None:
     batch = [example("It opened in 1887."), example("It is made of cheese.", context=None),
              example("A much longer answer about the bridge, its towers, its engineer and the river below it.")]
-    results = score("judge", *batch)
-    assert all(0.0 <= r.value <= 1.0 and r.value == pytest.approx(1 - r.details["p_yes"], abs=1e-6) for r in results)
-    assert [r.value for r in score("judge", *batch)] == [r.value for r in results]
-    one_by_one = [score("judge", e)[0].value for e in batch]
+    spec = JudgeSpec(str(tiny_model_dir))
+    with judging_for(spec):  # as harness.scoring hands the run's judge to the scorers
+        results = score("judge", *batch)
+        again = score("judge", *batch)
+        one_by_one = [score("judge", e)[0].value for e in batch]
+    graded = load_judge(spec).rubric([judge_request(e) for e in batch])
+    assert [r.value for r in results] == pytest.approx([1 - g.normalized for g in graded if g.normalized is not None])
+    assert all(0.0 <= r.value <= 1.0 and r.details["method"] == "logprobs" for r in results)
+    assert "Faithfulness" in judge_request(batch[0]).criteria and judge_request(batch[0]).context == PASSAGE
+    assert "Factual accuracy" in judge_request(batch[1]).criteria and judge_request(batch[1]).context is None
+    assert [r.value for r in again] == [r.value for r in results]
     assert one_by_one == pytest.approx([r.value for r in results], abs=1e-5)  # padding does not leak
 
 
@@ -103,12 +112,7 @@ class _FakeCompletions(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append({"path": self.path, **body})
-        payload = json.dumps({"choices": [type(self).reply]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, 200, {"choices": [type(self).reply]})
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -123,27 +127,6 @@ def fake_endpoint() -> Iterator[str]:
     server.shutdown()
 
 
-def test_endpoint_judge_uses_logprobs_then_text(fake_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVALTUNE_JUDGE_MODEL", fake_endpoint)
-    monkeypatch.setenv("EVALTUNE_JUDGE_MODEL_NAME", "judge-model")
-    top = {" Yes": math.log(0.2), " No": math.log(0.6), "yes": math.log(0.1), " Maybe": math.log(0.1)}
-    _FakeCompletions.reply = {"text": " No", "logprobs": {"top_logprobs": [top]}}
-    [result] = score("judge", example("It opened in 1887."))
-    assert result.value == pytest.approx(1 - 0.3 / 0.9)
-    request = _FakeCompletions.seen[-1]
-    assert request["path"] == "/v1/completions" and request["model"] == "judge-model" and request["max_tokens"] == 1
-    _FakeCompletions.reply = {"text": " No"}  # a server without log-probs: the one-word answer is read
-    assert score("judge", example("x"))[0].value == 1.0
-    assert read_yes_no({"text": "perhaps"}) is None
-
-
-def test_endpoint_without_a_model_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVALTUNE_JUDGE_MODEL", "openai:http://127.0.0.1:9/v1")
-    monkeypatch.delenv("EVALTUNE_JUDGE_MODEL_NAME", raising=False)
-    with pytest.raises(ModelLoadError, match="EVALTUNE_JUDGE_MODEL_NAME"):
-        score("judge", example("x"))
-
-
 def test_endpoint_nli_asks_the_contradiction_question(fake_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVALTUNE_NLI_MODEL", fake_endpoint)
     monkeypatch.setenv("EVALTUNE_NLI_MODEL_NAME", "nli-model")
@@ -152,3 +135,4 @@ def test_endpoint_nli_asks_the_contradiction_question(fake_endpoint: str, monkey
     [result] = score("nli_contradiction", example("It opened in 1887. It is red."))
     assert result.value == pytest.approx(0.25) and len(result.details["sentences"]) == 2
     assert "contradict" in _FakeCompletions.seen[-1]["prompt"]
+    assert read_yes_no({"text": " No"}) == 0.0 and read_yes_no({"text": "perhaps"}) is None

@@ -3,12 +3,7 @@ what transformers serve does not do (retries, log-probs, errors)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,59 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from evaltune.harness.backends.base import BackendError, GenerationRequest, LoglikelihoodRequest
 from evaltune.harness.backends.hf import HFBackend, HFConfig
 from evaltune.harness.backends.openai import OpenAIBackend, OpenAIConfig
 from evaltune.harness.suite import GenerationSettings, Message
+from tests.fixtures.answer_server import send_json
+from tests.fixtures.served_model import free_port
 
 GREEDY = GenerationSettings(max_new_tokens=8)
 PLAIN = GenerationSettings(max_new_tokens=8, chat="never")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def served(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(base URL, model name) of ``transformers serve`` running the tiny model on loopback."""
-    cli = Path(sys.executable).parent / "transformers"
-    if not cli.exists() or importlib.util.find_spec("fastapi") is None:
-        pytest.skip("transformers serve is not installed: pip install 'transformers[serving]'")
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    command = [str(cli), "serve", str(tiny_model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
-    # An empty hub cache of its own: /v1/models scans the cache and fails when there is none.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "HF_HUB_CACHE": str(log_path.parent)}
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        _wait_for_health(f"http://127.0.0.1:{port}/health", process, log_path)
-        yield f"http://127.0.0.1:{port}/v1", str(tiny_model_dir)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_for_health(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"transformers serve exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"transformers serve did not answer {url} within 120 s:\n{log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +68,7 @@ def test_transformers_serve_has_no_prompt_logprobs(served: tuple[str, str]) -> N
 
 
 def test_unreachable_endpoint_fails_fast() -> None:
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     started = time.perf_counter()
     with pytest.raises(BackendError, match=rf"cannot reach {url}: .*is the server running\?"):
         OpenAIBackend(OpenAIConfig(url, "m"))
@@ -144,12 +96,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, status, payload)
 
     def do_GET(self) -> None:
         self._send(200, {"object": "list", "data": [{"id": "fake", "created": time.time(), "owned_by": "me"}]})

@@ -8,7 +8,6 @@ they write, and every text column of every table is searched for the two secrets
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -25,6 +24,7 @@ from sqlalchemy import MetaData, create_engine, select
 
 from evaltune.cli import cli
 from evaltune.errors import UserError
+from tests.fixtures.answer_server import send_json
 
 PASSWORD = "pw-Zq7-S3CR3T-db"
 API_KEY = "sk-evaltune-S3CR3T-4b2a"
@@ -43,12 +43,7 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
         pass
 
     def _answer(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
     def _route(self) -> None:
         auth = self.headers.get("Authorization", "")

@@ -45,6 +45,10 @@ LOADER_ONLY_FILES = {
     "tests/bad_inputs/suites/duplicate_ids.yaml",
     "tests/bad_inputs/suites/gold_out_of_range.yaml",
     "tests/bad_inputs/suites/items_file_missing.yaml",
+    "tests/bad_inputs/suites/prompts_missing_context.yaml",  # the Jinja checks (prompts:) are the loader's
+    "tests/bad_inputs/suites/prompts_sandbox_escape.yaml",
+    "tests/bad_inputs/suites/prompts_syntax_error.yaml",
+    "tests/bad_inputs/suites/prompts_unknown_variable.yaml",
     "tests/bad_inputs/suites/scorer_parameter_out_of_range.yaml",  # a factory's own check (threshold in 0-1)
     "tests/bad_inputs/suites/scorer_twice.yaml",  # rouge and rouge_l: two names, one scorer
     "tests/data/suites/bad_template.yaml",

@@ -1,8 +1,10 @@
-"""``evaltune run SUITE --model M``: generate, score, store, print a summary."""
+"""``evaltune run SUITE --model M [--model M2 ...]``: generate, score, store, print a summary (or a sweep's matrix)."""
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,14 +12,20 @@ from evaltune.errors import UserError, scorers_option, user_errors
 from evaltune.progress import Progress, silenced
 from evaltune.summary import format_summary
 
+if TYPE_CHECKING:
+    from evaltune.evaluate import SweepEvaluation
+
 
 @click.command()
 @click.argument("suite")
-@click.option("--model", "-m", default="default", show_default=True,
-              help="'default', a local folder, a hub id, openai:URL, PREFIX:TARGET of an installed backend, "
-                   "or a stored model id (model:N).")
-@click.option("--adapter", help="A PEFT adapter folder to apply on top of --model.")
-@click.option("--model-name", help="The model name an openai: endpoint serves.")
+@click.option("--model", "-m", "models", multiple=True, metavar="MODEL",
+              help="'default', a local folder, a hub id, openai:URL, PREFIX:TARGET of an installed backend, or a "
+                   "stored model id (model:N). Repeat it to run every prompt variant on every model (a sweep). "
+                   "[default: default]")
+@click.option("--adapter", help="A PEFT adapter folder to apply on top of --model (one --model only).")
+@click.option("--model-name", "model_names", multiple=True, metavar="NAME",
+              help="The model name an openai: endpoint serves. With several --model, one per endpoint in the order "
+                   "of their --model, or one that every endpoint serves.")
 @click.option("--scorers", help="Comma-separated scorer names or ids such as 'similar(threshold=0.75)' "
                                 "(default: the suite's).")
 @click.option("--seed", type=int, help="Sampling seed (default 0); no effect under greedy decoding (temperature 0).")
@@ -27,15 +35,20 @@ from evaltune.summary import format_summary
 @click.option("--samples", type=click.IntRange(min=1), help="Outputs per item, instead of the suite's.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Override the suite's batch size.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N items.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--judge", metavar="MODEL",
+              help="The judge model for llm-rubric and judge scorers (a local folder or openai:URL), for suites "
+                   "that name no judge: of their own (default: EVALTUNE_JUDGE_MODEL).")
+@click.option("--judge-model-name", metavar="NAME", help="The model name the --judge endpoint serves.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary (a sweep: its matrix) as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="List every metric (each bias attribute), not only the worst.")
 @click.option("--baseline", type=int, help="After the run, compare it with this run id (a Markdown report).")
 @click.option("--gate", "gate_file", type=click.Path(dir_okay=False),
               help="With --baseline: check this gate file; exit 1 when a gate fails.")
-def run(suite: str, model: str, adapter: str | None, model_name: str | None, scorers: str | None,
-        seed: int | None, temperature: float | None, top_p: float | None, max_new_tokens: int | None,
-        samples: int | None, batch_size: int | None, limit: int | None, as_json: bool, show_all: bool,
-        baseline: int | None, gate_file: str | None) -> None:
+def run(suite: str, models: tuple[str, ...], adapter: str | None, model_names: tuple[str, ...],
+        scorers: str | None, seed: int | None, temperature: float | None, top_p: float | None,
+        max_new_tokens: int | None, samples: int | None, batch_size: int | None, limit: int | None,
+        judge: str | None, judge_model_name: str | None, as_json: bool, show_all: bool, baseline: int | None,
+        gate_file: str | None) -> None:
     """Run SUITE (a built-in name such as 'regression', or a suite file) against a model.
 
     Prints a table of metric, value, 95% CI and n. A run interrupted part-way is resumed
@@ -43,6 +56,10 @@ def run(suite: str, model: str, adapter: str | None, model_name: str | None, sco
     Settings, seed and --limit belong to the run: runs of one suite with different ones compare item by item.
     With --baseline (and --gate) the new run is compared with (and gated against) a stored run:
     exit 1 when a gate fails, 2 on a bad gate file.
+
+    Several --model, or a suite with prompt variants (prompts:), make a sweep: every variant on every model, each
+    an ordinary run, recorded together. It prints the sweep's id and its matrix (each cell against the first;
+    'evaltune sweeps show N --baseline CELL' picks another). The same command resumes an interrupted sweep.
     """
     if gate_file and baseline is None:
         raise UserError("--gate needs --baseline RUN_ID (the run to compare against)")
@@ -52,22 +69,72 @@ def run(suite: str, model: str, adapter: str | None, model_name: str | None, sco
 
         with report_errors():  # a bad gate file should fail before the run, not after it
             load_gates(gate_file)
-    from evaltune.evaluate import EvaluateRequest, evaluate
+    from evaltune.evaluate import EvaluateRequest, Evaluation, evaluate_models, pair_models
+    from evaltune.harness.judges.config import judge_from_options
     from evaltune.harness.suite import SettingsOverrides
 
     scorer_names = scorers_option(scorers) if scorers else None  # canonical ids: similar(threshold=0.75)
     overrides = SettingsOverrides(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                                   samples=samples)
+    with user_errors():
+        choices = pair_models(models, model_names, adapter)
+        judge_spec = judge_from_options(judge, judge_model_name)
     request = EvaluateRequest(
-        suite=suite, model=model, adapter=adapter, model_name=model_name, seed=seed,
-        scorers=scorer_names, batch_size=batch_size, limit=limit, settings=overrides,
+        suite=suite, model=choices[0].spec, adapter=choices[0].adapter, model_name=choices[0].model_name,
+        seed=seed, scorers=scorer_names, batch_size=batch_size, limit=limit, settings=overrides, judge=judge_spec,
     )
     # A bar on a terminal only, and none while the summary is JSON (scoring's bar is silenced too).
-    with user_errors(), silenced(as_json), Progress("generating", unit="output") as progress:
-        evaluation = evaluate(request, on_progress=progress.update_to)
+    one_run_only = None if baseline is None else (
+        "--baseline compares one run with a stored run; a sweep compares its cells: leave --baseline out and "
+        "use 'evaltune sweeps show N --baseline CELL' after it")
+    with user_errors(), silenced(as_json), Progress("generating", unit="output") as progress, \
+            _CellBars() as cell_bars:
+        evaluation = evaluate_models(request, choices, on_progress=progress.update_to,
+                                     on_cell_progress=cell_bars.update_to, one_run_only=one_run_only)
+    if not isinstance(evaluation, Evaluation):
+        _print_sweep(evaluation, as_json)
+        return
     click.echo(format_summary(evaluation, as_json=as_json, show_all=show_all))
     if baseline is not None:
         _compare(baseline, evaluation.outcome.run_id, gate_file)
+
+
+class _CellBars:
+    """One progress bar per sweep cell, made when the cell starts and closed when it ends."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Progress] = {}
+
+    def update_to(self, label: str, done: int, total: int) -> None:
+        if label not in self.bars:
+            for bar in self.bars.values():
+                bar.close()
+            self.bars[label] = Progress(label, unit="output")
+        self.bars[label].update_to(done, total)
+
+    def __enter__(self) -> _CellBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _print_sweep(evaluation: SweepEvaluation, as_json: bool) -> None:
+    """The sweep's matrix (``reports.sweep_matrix``), each cell against the first."""
+    from evaltune.commands.report_cmd import report_errors
+    from evaltune.reports.sweep_matrix import build_matrix, matrix_record, matrix_text
+    from evaltune.store import store_session
+
+    sweep_id = evaluation.outcome.sweep_id
+    with report_errors(), store_session() as session:
+        matrix = build_matrix(session, sweep_id)
+    if as_json:
+        click.echo(json.dumps(matrix_record(matrix), indent=2, allow_nan=False))
+        return
+    click.echo(matrix_text(matrix), nl=False)
+    click.echo(f"\nsweep {sweep_id}: 'evaltune sweeps show {sweep_id} --baseline CELL' compares with another cell; "
+               f"'evaltune report --sweep {sweep_id} --format html -o matrix.html' writes the report")
 
 
 def _compare(baseline: int, candidate: int, gate_file: str | None) -> None:

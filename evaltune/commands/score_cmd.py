@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from evaltune.errors import UserError, check_scorer_names, user_errors
 from evaltune.store import store_session
+
+if TYPE_CHECKING:
+    from evaltune.harness.judges.config import JudgeSpec
 
 
 @click.command()
@@ -18,7 +21,11 @@ from evaltune.store import store_session
               help="A JSONL file of outputs produced elsewhere (instead of RUN_ID).")
 @click.option("--output", "output_file", type=click.Path(dir_okay=False),
               help="With --input: where to write the scored JSONL (default: standard output).")
-def score(run_id: int | None, scorers: str, input_file: str | None, output_file: str | None) -> None:
+@click.option("--judge", metavar="MODEL", help="With RUN_ID: the judge model for llm-rubric and judge scorers (a local "
+              "folder or openai:URL; default: EVALTUNE_JUDGE_MODEL).")
+@click.option("--judge-model-name", metavar="NAME", help="The model name the --judge endpoint serves.")
+def score(run_id: int | None, scorers: str, input_file: str | None, output_file: str | None, judge: str | None,
+          judge_model_name: str | None) -> None:
     """Score a stored run again without regenerating, or score outputs from a JSONL file.
 
     Each --input line is a JSON object with "output" and any of "prompt", "reference",
@@ -30,6 +37,8 @@ def score(run_id: int | None, scorers: str, input_file: str | None, output_file:
     names = split_ids(scorers)  # commas inside an id such as similar(threshold=0.75, ...) do not split it
     if (run_id is None) == (input_file is None):
         raise UserError("give either RUN_ID or --input FILE (not both)")
+    if input_file is not None and (judge or judge_model_name):
+        raise UserError("--judge scores a stored run (RUN_ID); outputs from --input are scored without a judge")
     if not names:
         raise UserError("--scorers: name at least one scorer; 'evaltune scorers list' shows them all")
     names = list(check_scorer_names(names))  # canonical ids
@@ -44,14 +53,18 @@ def score(run_id: int | None, scorers: str, input_file: str | None, output_file:
         click.echo(f"scored {count} outputs -> {output_file or 'stdout'}", err=True)
     else:
         assert run_id is not None
-        metrics = _rescore_run(run_id, names)
+        from evaltune.harness.judges.config import judge_from_options
+
+        with user_errors():
+            judge_spec = judge_from_options(judge, judge_model_name)
+        metrics = _rescore_run(run_id, names, judge_spec)
     from evaltune.summary import metrics_table
 
     # With the scored lines on stdout, the table goes to stderr so the JSONL stays clean.
     click.echo(metrics_table(metrics), err=input_file is not None and not output_file)
 
 
-def _rescore_run(run_id: int, names: list[str]) -> list[dict[str, Any]]:
+def _rescore_run(run_id: int, names: list[str], judge: JudgeSpec | None) -> list[dict[str, Any]]:
     from evaltune.db.evaluation import Run
     from evaltune.harness.scoring import score_run
 
@@ -60,6 +73,6 @@ def _rescore_run(run_id: int, names: list[str]) -> list[dict[str, Any]]:
         if run is None:
             raise UserError(f"no run {run_id} in the store; see 'evaltune runs list'")
         with user_errors():  # a stored assertion whose scorer plugin is gone names the item and the field
-            metrics = score_run(session, run_id, names)
+            metrics = score_run(session, run_id, names, judge)
         run.scorers = sorted(set(run.scorers) | set(names))
     return [m.__dict__ for m in metrics]

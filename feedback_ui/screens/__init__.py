@@ -16,6 +16,7 @@ from evaltune.feedback_ui.screens import (
     rate,
     retune,
     runs,
+    sweeps,
     users,
 )
 
@@ -37,6 +38,7 @@ PAGES = [
     Page("agreement", "Agreement", ("viewer",), agreement.render),
     Page("runs", "Runs", ("viewer",), runs.render),
     Page("compare", "Compare", ("viewer",), compare.render),
+    Page("sweeps", "Sweeps", ("viewer",), sweeps.render),
     Page("adjudicate", "Adjudicate", ("admin",), adjudicate.render),
     Page("campaigns", "Campaigns", ("admin",), campaigns.render),
     Page("retune", "Retune", ("admin",), retune.render),

@@ -66,6 +66,25 @@ class OpenAIConfig:
             raise BackendError("concurrency must be at least 1 and max_retries at least 0")
 
 
+class EndpointRefused(BackendError):
+    """The server answered a request with an error that retrying cannot fix (``status``: 400, 401, 404, ...)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ScoredCompletion:
+    """A greedy answer with what the server said about its first tokens: ``tokens`` as generated and, per token,
+    ``top_logprobs`` (the most likely tokens there with their log-probabilities). Both are empty when the server
+    sends no log-probabilities (transformers serve, some proxies)."""
+
+    text: str
+    tokens: tuple[str, ...] = ()
+    top_logprobs: tuple[dict[str, float], ...] = ()
+
+
 class OpenAIBackend:
     """Generation (and, where the server returns prompt log-probs, log-likelihoods) over HTTP."""
 
@@ -129,6 +148,16 @@ class OpenAIBackend:
         with self._hiding(), ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
             return list(pool.map(self._loglikelihood_one, requests))
 
+    def complete_with_logprobs(self, prompts: Sequence[Prompt], max_tokens: int,
+                               top_logprobs: int = 20) -> list[ScoredCompletion]:
+        """Greedy answers of at most ``max_tokens`` tokens, asking for the ``top_logprobs`` most likely tokens at
+        each position (a judge reads its verdict there): chat messages go to /chat/completions (``logprobs``,
+        ``top_logprobs``), text to /completions (``logprobs: N``). A server that refuses log-probabilities
+        (400 naming them) is asked again without; one that ignores them gives empty ``top_logprobs``.
+        In request order, ``concurrency`` in flight, with this backend's retries; errors never show a secret."""
+        with self._hiding(), ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
+            return list(pool.map(lambda prompt: self._scored_one(prompt, max_tokens, top_logprobs), prompts))
+
     def close(self) -> None:
         self._session.close()
 
@@ -144,6 +173,8 @@ class OpenAIBackend:
                 message = message.replace(secret, "***")
             if message == str(error):
                 raise
+            if isinstance(error, EndpointRefused):  # its status still decides what the caller tries next
+                raise EndpointRefused(message, error.status) from None
             raise BackendError(message) from None
 
     def _generate_one(self, request: GenerationRequest) -> Completion:
@@ -166,6 +197,25 @@ class OpenAIBackend:
         data = self._post("/chat/completions" if chat else "/completions", body)
         latency = time.perf_counter() - started
         return _completion(data, chat, settings.stop, latency)
+
+    def _scored_one(self, prompt: Prompt, max_tokens: int, top_logprobs: int) -> ScoredCompletion:
+        prompt = self.model_input(prompt)
+        chat = isinstance(prompt, tuple)
+        body: dict[str, Any] = {"model": self.config.model, "max_tokens": max_tokens, "temperature": 0.0}
+        if isinstance(prompt, tuple):
+            body["messages"] = [{"role": m.role, "content": m.content} for m in prompt]
+            asking = {"logprobs": True, "top_logprobs": top_logprobs}
+        else:
+            body["prompt"] = prompt
+            asking = {"logprobs": top_logprobs}
+        path = "/chat/completions" if chat else "/completions"
+        try:
+            data = self._post(path, {**body, **asking})
+        except EndpointRefused as error:
+            if error.status not in (400, 422) or "logprob" not in str(error).lower():
+                raise
+            data = self._post(path, body)  # a server that takes no log-probabilities: its answer is read instead
+        return _scored_completion(data, chat)
 
     def _loglikelihood_one(self, request: LoglikelihoodRequest) -> Loglikelihood:
         # lm-eval's convention: trailing spaces of the context belong to the continuation.
@@ -220,7 +270,7 @@ class OpenAIBackend:
                     return _json(response, url)
                 problem = f"{url} answered {response.status_code}: {_server_message(response)}"
                 if response.status_code not in _RETRY_STATUS:
-                    raise BackendError(problem)
+                    raise EndpointRefused(problem, response.status_code)
                 wait = _retry_after(response, wait)
             if attempt < self.config.max_retries:
                 time.sleep(wait)
@@ -244,6 +294,28 @@ def _completion(data: dict[str, Any], chat: bool, stops: Sequence[str], latency:
         latency_s=latency,
         finish_reason=reason,
     )
+
+
+def _scored_completion(data: dict[str, Any], chat: bool) -> ScoredCompletion:
+    """The answer and its tokens' top log-probabilities, from either API's ``logprobs`` shape: chat gives
+    ``content: [{token, logprob, top_logprobs: [{token, logprob}]}]``, completions ``tokens`` and
+    ``top_logprobs: [{token: logprob}]``."""
+    choice = (data.get("choices") or [{}])[0]
+    logprobs = choice.get("logprobs") or {}
+    if chat:
+        text = (choice.get("message") or {}).get("content") or ""
+        content = logprobs.get("content") or [] if isinstance(logprobs, dict) else []
+        tokens = tuple(str(t.get("token", "")) for t in content)
+        tops = tuple({str(e["token"]): float(e["logprob"]) for e in t.get("top_logprobs") or []
+                      if e.get("logprob") is not None} for t in content)
+    else:
+        text = choice.get("text") or ""
+        tokens = tuple(str(t) for t in logprobs.get("tokens") or [])
+        tops = tuple({str(k): float(v) for k, v in (top or {}).items() if v is not None}
+                     for top in logprobs.get("top_logprobs") or [])
+    if len(tops) != len(tokens):  # a server that sends one without the other: neither can be placed
+        tokens, tops = (), ()
+    return ScoredCompletion(text, tokens, tops)
 
 
 def _fingerprint(base_url: str, model: str, listing: dict[str, Any] | None) -> str:

@@ -19,6 +19,10 @@ Example::
         - {type: not-contains, value: "As an AI language model"}
     template: "Question: {input}\\nAnswer:"                     # optional, see below
     context_template: "Context: {context}\\nQuestion: {input}\\nAnswer:"
+    prompts:                               # optional, instead of template: prompt variants a sweep compares
+      concise:  {system: "Answer in one sentence.", template: "{{ input }}"}
+      grounded: {system: "Use only the context.", template: "Context: {{ context }}\\nQuestion: {{ input }}"}
+    judge: {model: "openai:http://127.0.0.1:8000/v1", model_name: judge}   # optional: the judge model
     items:                                 # exactly one of items, items_file, source
       - id: capital-france
         input: "What is the capital of France?"   # or a list of {role, content} messages
@@ -53,6 +57,11 @@ Templates turn string inputs into prompts; placeholders are ``{input}``, ``{cont
 context, ``template`` for the others (and for all items when there is no ``context_template``). The
 item keeps the rendered prompt as ``input``; the original is kept in ``metadata["raw_input"]``.
 
+``prompts:`` names prompt variants (see ``harness.prompt_variants``): Jinja2 templates over the item's fields, in a
+sandbox, each with an optional system prompt. ``evaltune run`` runs every variant on every model given (a sweep).
+It replaces ``template`` and ``context_template``, which a suite with ``prompts:`` may not also have.
+``judge:`` names the model that judges outputs for the scorers that need one (``harness.judges``).
+
 ``defaults.assert`` applies to every item that generates text (multiple-choice items generate none), whichever
 of ``items``, ``items_file`` or ``source`` gave it.
 
@@ -64,8 +73,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from evaltune.harness import prompt_variants
 from evaltune.harness.loaders.checks import check_keys, describe
 from evaltune.harness.loaders.files import read_yaml, resolve, where
 from evaltune.harness.loaders.formats import load_source
@@ -74,16 +84,21 @@ from evaltune.harness.loaders.generic import read_items
 from evaltune.harness.loaders.items import assertions_from_yaml, check_items, item_from_dict
 from evaltune.harness.loaders.scorer_list import scorers_from_yaml
 from evaltune.harness.loaders.templates import apply_templates, check_template
-from evaltune.harness.suite import Item, SuiteError, SuiteSpec
+from evaltune.harness.suite import Item, PromptVariant, SuiteError, SuiteSpec
 from evaltune.metrics.records import Assertion
 from evaltune.suggestions import did_you_mean
+
+if TYPE_CHECKING:
+    from evaltune.harness.judges.config import JudgeSpec
 
 __all__ = ["item_from_dict", "read_suite_file", "suite_files", "suite_from_dict"]
 
 ITEM_SOURCES = ("items", "items_file", "source")
 SUITE_KEYS = frozenset(
-    {"name", "description", "generation", "scorers", "template", "context_template", "defaults", *ITEM_SOURCES}
+    {"name", "description", "generation", "scorers", "template", "context_template", "defaults", "prompts", "judge",
+     *ITEM_SOURCES}
 )
+TEMPLATE_KEYS = ("template", "context_template")
 DEFAULTS_KEYS = ("assert",)
 
 
@@ -119,7 +134,7 @@ def suite_from_dict(data: Any, source: str, base_dir: Path) -> SuiteSpec:
     name = _required_text(data, "name", source)
     defaults = _default_assertions(data.get("defaults"), source)
     base = _base_suite(data, source, base_dir)
-    templates = {key: _template(data, key, source) for key in ("template", "context_template")}
+    templates = {key: _template(data, key, source) for key in TEMPLATE_KEYS}
     items = _with_defaults(apply_templates(base.items, source=source, **templates), defaults)
     settings = data.get("generation")
     return SuiteSpec(
@@ -129,7 +144,29 @@ def suite_from_dict(data: Any, source: str, base_dir: Path) -> SuiteSpec:
         scorers=scorers_from_yaml(data["scorers"], source) if "scorers" in data else base.scorers,
         description=_text(data, "description", source) or base.description,
         source=source,
+        variants=_variants(data, items, source),
+        judge=_judge(data.get("judge"), source),
     )
+
+
+def _variants(data: Mapping[str, Any], items: tuple[Item, ...], source: str) -> tuple[PromptVariant, ...]:
+    """The ``prompts:`` variants, checked against every item; they replace ``template``/``context_template``."""
+    if data.get("prompts") is None:
+        return ()
+    both = [key for key in TEMPLATE_KEYS if data.get(key) is not None]
+    if both:
+        raise SuiteError(source, f"a suite with prompts: has no {both[0]}: a variant's template takes its place; "
+                                 "move it into a variant (Jinja2: {{ input }} instead of {input})", field=both[0])
+    return prompt_variants.variants_from_yaml(data["prompts"], source, items)
+
+
+def _judge(value: Any, source: str) -> JudgeSpec | None:
+    """The ``judge:`` block (``{model: ..., model_name: ...}``), parsed by the judges' own parser."""
+    if value is None:
+        return None
+    from evaltune.harness.judges.config import parse_judge_block
+
+    return parse_judge_block(value, where(source, value))
 
 
 def _base_suite(data: Mapping[str, Any], source: str, base_dir: Path) -> SuiteSpec:

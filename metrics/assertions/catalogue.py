@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from evaltune.metrics.judging import LARGEST_SCALE, SMALLEST_SCALE
+
 
 @dataclass(frozen=True)
 class AssertionField:
@@ -118,9 +120,13 @@ _TYPES = (
           name=AssertionField(TEXT, True, "a scorer's name ('evaltune scorers list'); other keys are its parameters"),
           min=AssertionField({"type": "number"}, False, "the smallest value that passes"),
           max=AssertionField({"type": "number"}, False, "the largest value that passes")),
-    _type("llm-rubric", "the judge model (EVALTUNE_JUDGE_MODEL) says the output meets the rubric", "llm-rubric",
+    _type("llm-rubric", "the judge model grades the output on the rubric from 1 to scale (G-Eval); the score, "
+          "scaled to 0-1, reaches the threshold", "llm-rubric",
           value=_value(TEXT, "the rubric, e.g. 'Answers in one sentence and names the city.'"),
-          threshold=AssertionField(_share(0.5), False, "the smallest P(yes) from the judge that passes")),
+          threshold=AssertionField(_share(0.5), False,
+                                   "the smallest score that passes, on 0-1: (score - 1) / (scale - 1)"),
+          scale=AssertionField({"type": "integer", "minimum": SMALLEST_SCALE, "maximum": LARGEST_SCALE,
+                                "default": 5}, False, "the judge grades from 1 to this (one digit)")),
 )
 
 ASSERTION_TYPES: dict[str, AssertionType] = {t.name: t for t in _TYPES}

@@ -1,9 +1,10 @@
 """Checks that ask a model: ``scorer`` (any registered scorer, one batch per scorer id) and ``llm-rubric`` (the
-judge model of EVALTUNE_JUDGE_MODEL, every rubric question in one batched pass)."""
+judge the harness hands over through ``metrics.judging``, every rubric question in one batched pass)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from evaltune.metrics.assertions.outcome import compared, judged, option, quoted, skipped
 from evaltune.metrics.assertions.scorer_ids import checked_scorer_id
@@ -52,19 +53,27 @@ def _within(assertion: Assertion, scorer_id: str, value: float) -> AssertionResu
 
 
 def llm_rubric(pairs: Sequence[tuple[Assertion, Example]]) -> list[AssertionResult]:
-    from evaltune.metrics.scorers.judges import JUDGE_ENV, how_to_enable, judge_model, rubric_yes_probabilities
+    """Each output graded by the judge the harness set (``metrics.judging``), G-Eval style on the assertion's
+    scale, every rubric question in one batch; passes when the score scaled to 0-1 reaches the threshold."""
+    from evaltune.metrics.judging import RubricRequest, current_judge, no_judge_reason
 
-    model = judge_model()
-    if model is None:
-        return [skipped(how_to_enable(JUDGE_ENV, "llm-rubric")) for _ in pairs]
-    graded = [(example.prompt, example.output, assertion.value) for assertion, example in pairs]
+    judge = current_judge()
+    if judge is None:
+        return [skipped(no_judge_reason("llm-rubric")) for _ in pairs]
+    requests = [RubricRequest(example.prompt, example.output, str(assertion.value), int(option(assertion, "scale")))
+                for assertion, example in pairs]
     results = []
-    for (assertion, _), p_yes in zip(pairs, rubric_yes_probabilities(model, graded), strict=True):
-        if p_yes is None:
-            results.append(skipped(f"the judge {model.describe()} answered neither Yes nor No"))
+    for (assertion, _), request, graded in zip(pairs, requests, judge.rubric(requests), strict=True):
+        details = {"judge": judge.describe(), "method": graded.method, "judge_score": graded.score,
+                   "scale": request.scale, "judge_reason": graded.reason}
+        if graded.normalized is None:
+            why = f"the judge {judge.describe()} gave no score from 1 to {request.scale}"
+            results.append(replace(skipped(why), details=details))
             continue
         threshold = option(assertion, "threshold")
-        holds = p_yes >= threshold
-        fact = f"judge P(yes) {compared(p_yes, threshold)} for {quoted(assertion.value)}"
-        results.append(judged(assertion, holds, fact, measured=p_yes))
+        read = "weighted by its probabilities" if graded.method == "logprobs" else "read from its reply"
+        fact = (f"judge score {graded.score:.2f} of {request.scale} ({read}), scaled "
+                f"{compared(graded.normalized, threshold)} for {quoted(str(assertion.value))}")
+        verdict = judged(assertion, graded.normalized >= threshold, fact, measured=graded.normalized)
+        results.append(replace(verdict, details=details))
     return results

@@ -1,20 +1,14 @@
-"""Model-based hallucination scorers that take a model the user names: ``nli_contradiction`` and ``judge``;
-the same judge answers the suites' ``llm-rubric`` assertions (``rubric_yes_probabilities``).
+"""Model-based hallucination scorers that take a model the user names: ``nli_contradiction`` and ``judge``.
 
-No NLI or judge model ships offline, so nothing is downloaded: set
+No NLI or judge model ships offline, so nothing is downloaded. ``nli_contradiction`` reads its model from
 
     EVALTUNE_NLI_MODEL=/path/to/nli-model        # AutoModelForSequenceClassification with a "contradiction" label
-    EVALTUNE_JUDGE_MODEL=/path/to/causal-lm      # AutoModelForCausalLM (a local folder or a hub id)
-    EVALTUNE_JUDGE_MODEL=openai:http://HOST:PORT/v1  EVALTUNE_JUDGE_MODEL_NAME=served-name
 
-(``EVALTUNE_NLI_MODEL`` takes an endpoint too; it is then asked the NLI question in words.)
-Unset, each scorer returns no value for any item, with ``skipped`` and the reason in its details,
+(an endpoint too, ``openai:URL`` with ``EVALTUNE_NLI_MODEL_NAME``: it is then asked the NLI question in words).
+``judge`` asks the judge the harness hands over through ``metrics.judging`` (the suite's ``judge:``, ``--judge`` or
+``EVALTUNE_JUDGE_MODEL``): a G-Eval faithfulness grade from 1 to 5, turned into 0 (faithful) to 1 (hallucinated).
+Without its model, each scorer returns no value for any item, with ``skipped`` and the reason in its details,
 and its aggregate logs one warning and reports no metric.
-
-A local judge reads its verdict from log-likelihoods, never from free text: the probability mass
-of " Yes" against " No" as the next words after a fixed prompt (the model's chat template is
-applied when it has one). An endpoint is asked for one token with log-probs; without log-probs
-its one-word answer is read.
 """
 
 from __future__ import annotations
@@ -22,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from evaltune.metrics.judging import JUDGE_ENV, RubricRequest, current_judge, no_judge_reason
 from evaltune.metrics.model_loaders.judge_models import (
     ModelRef,
     contradiction_probabilities,
@@ -36,20 +31,12 @@ from evaltune.metrics.sentences import split_sentences
 log = logging.getLogger(__name__)
 
 NLI_ENV = "EVALTUNE_NLI_MODEL"
-JUDGE_ENV = "EVALTUNE_JUDGE_MODEL"
 
-JUDGE_PROMPT_WITH_SOURCE = (
-    "You check answers for hallucinations.\n\nSource:\n{source}\n\nQuestion: {prompt}\nAnswer: {output}\n\n"
-    "Is every claim in the answer supported by the source? Reply Yes or No.\nReply:"
-)
-JUDGE_PROMPT_WITHOUT_SOURCE = (
-    "You check answers for hallucinations.\n\nQuestion: {prompt}\nAnswer: {output}\n\n"
-    "Is the answer factually correct, with nothing made up? Reply Yes or No.\nReply:"
-)
-RUBRIC_PROMPT = (
-    "You grade answers against a rubric.\n\nQuestion: {prompt}\nAnswer: {output}\n\nRubric: {rubric}\n\n"
-    "Does the answer meet the rubric? Reply Yes or No.\nReply:"
-)
+JUDGE_SCALE = 5
+FAITHFUL_TO_SOURCE = ("Faithfulness: every claim in the answer is supported by the context. 1 = most claims are "
+                      "unsupported or contradict the context; 5 = every claim is supported.")
+FACTUALLY_RIGHT = ("Factual accuracy: the answer is factually correct and makes nothing up. 1 = mostly made up or "
+                   "wrong; 5 = entirely correct.")
 NLI_PROMPT = (
     "Premise:\n{premise}\n\nStatement: {hypothesis}\n\n"
     "Does the premise contradict the statement? Reply Yes or No.\nReply:"
@@ -115,38 +102,28 @@ def nli_contradiction(examples: Sequence[Example]) -> list[ScoreResult]:
     return results
 
 
-def judge_prompt(example: Example) -> str:
-    """The fixed prompt the judge answers Yes (faithful) or No: with the source when the item has one."""
+def judge_request(example: Example) -> RubricRequest:
+    """What the judge is asked of an output: faithfulness to the item's source when it has one (its context or
+    references), else factual accuracy."""
     sources = source_texts(example)
     if sources:
-        return JUDGE_PROMPT_WITH_SOURCE.format(source="\n".join(sources), prompt=example.prompt, output=example.output)
-    return JUDGE_PROMPT_WITHOUT_SOURCE.format(prompt=example.prompt, output=example.output)
+        return RubricRequest(example.prompt, example.output, FAITHFUL_TO_SOURCE, JUDGE_SCALE,
+                             context="\n".join(sources))
+    return RubricRequest(example.prompt, example.output, FACTUALLY_RIGHT, JUDGE_SCALE)
 
 
 @scorer("judge", family="hallucination", higher_is_better=False, needs=("judge",), batched=True,
         aggregate=_skip_aware_mean("judge", JUDGE_ENV))
 def judge(examples: Sequence[Example]) -> list[ScoreResult]:
-    """Probability that the judge model (EVALTUNE_JUDGE_MODEL) answers "No, not supported": 1 = hallucinated."""
-    model = model_from_env(JUDGE_ENV)
-    if model is None:
-        return [skipped(JUDGE_ENV, "judge") for _ in examples]
+    """How far the configured judge finds the output from faithful: 1 - its 1-5 grade on 0-1 (1 = hallucinated)."""
+    grader = current_judge()
+    if grader is None:
+        return [ScoreResult(None, {"skipped": True, "reason": f"skipped: {no_judge_reason('judge')}"})
+                for _ in examples]
     results = []
-    for p_yes in yes_probabilities(model, [judge_prompt(e) for e in examples]):
-        if p_yes is None:
-            reason = "the judge answered neither Yes nor No"
-            results.append(ScoreResult(None, {"model": model.describe(), "reason": reason}))
-        else:
-            results.append(ScoreResult(1.0 - p_yes, {"model": model.describe(), "p_yes": round(p_yes, 6)}))
+    for graded in grader.rubric([judge_request(e) for e in examples]):
+        details = {"judge": grader.describe(), "method": graded.method, "score": graded.score,
+                   "scale": JUDGE_SCALE, "reason": graded.reason}
+        value = None if graded.normalized is None else 1.0 - graded.normalized
+        results.append(ScoreResult(value, details))
     return results
-
-
-def judge_model() -> ModelRef | None:
-    """The judge model EVALTUNE_JUDGE_MODEL names (None when unset), shared by ``judge`` and ``llm-rubric``."""
-    return model_from_env(JUDGE_ENV)
-
-
-def rubric_yes_probabilities(model: ModelRef, graded: Sequence[tuple[str, str, str]]) -> list[float | None]:
-    """For each (prompt, output, rubric): the judge's P(Yes) that the output meets the rubric, in one batched
-    pass (None where an endpoint answered neither Yes nor No)."""
-    prompts = [RUBRIC_PROMPT.format(prompt=prompt, output=output, rubric=rubric) for prompt, output, rubric in graded]
-    return yes_probabilities(model, prompts)
