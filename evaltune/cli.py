@@ -14,6 +14,7 @@ from evaltune.commands import (
     demo_cmd,
     gate_cmd,
     jobs_cmd,
+    judge_cmd,
     lineage_cmd,
     models_cmd,
     ratings_cmd,
@@ -58,6 +59,7 @@ cli.add_command(data_cmd.data)
 cli.add_command(retune_cmd.retune)
 cli.add_command(worker_cmd.worker)
 cli.add_command(jobs_cmd.jobs)
+cli.add_command(judge_cmd.judge)
 cli.add_command(lineage_cmd.lineage)
 cli.add_command(demo_cmd.demo)
 cli.add_command(report_cmd.report)

@@ -1,8 +1,5 @@
-"""Agreement over a campaign's stored ratings: the SQL that counts values per item, fed to ``agreement``.
-
-Only counts leave the database (item, value, how many), never the rating rows themselves. Skipped ratings
-do not count. A/B choices are compared as the annotators meant them, not as the sides were shown:
-``first``/``second`` is the campaign item's generation / other generation, whichever side it was on.
+"""Agreement over a campaign's stored ratings: answers counted per item (``reports.campaign_answers``), fed to
+the statistics of ``metrics.stats.agreement``; a judge whose scores are stored joins as one more rater.
 """
 
 from __future__ import annotations
@@ -12,17 +9,23 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from evaltune.db.evaluation import SuiteItem
 from evaltune.db.ratings import CampaignItem, Rating, User
-from evaltune.feedback_ui.agreement import Level, cohen_kappa, krippendorff_alpha, unit_disagreement
-
-# question -> level of measurement; which apply depends on the campaign kind
-SINGLE_QUESTIONS: dict[str, Level] = {"likert": "ordinal", "thumbs": "nominal", "hallucination": "nominal",
-                                      "bias": "nominal", "unsafe": "nominal"}
-PAIR_QUESTIONS: dict[str, Level] = {"choice": "nominal"}
+from evaltune.metrics.stats.agreement import Level, cohen_kappa, krippendorff_alpha, unit_disagreement
+from evaltune.reports.campaign_answers import answer_of as answer_of  # the adjudication page reads it from here
+from evaltune.reports.campaign_answers import questions as questions
+from evaltune.reports.campaign_answers import value_counts
+from evaltune.reports.judge_agreement import (
+    QuestionResult,
+    as_judged,
+    judge_answer,
+    judge_values,
+    question_result,
+    stored_judges,
+)
 
 
 @dataclass(frozen=True)
@@ -34,39 +37,6 @@ class QuestionAgreement:
     alpha: float | None
     items: int  # items with at least two ratings
     ratings: int
-
-
-def questions(pairwise: bool) -> dict[str, Level]:
-    """The questions a campaign of this kind asks, with their levels of measurement."""
-    return PAIR_QUESTIONS if pairwise else SINGLE_QUESTIONS
-
-
-def answer_of(question: str, rating: Any, item: Any) -> ColumnElement[Any]:
-    """The SQL value of ``question`` in a rating row (aliases allowed); A/B mapped to first/second."""
-    if question != "choice":
-        return getattr(rating, question)
-    shown_first = case(
-        (rating.choice == "a", rating.side_a_generation_id), (rating.choice == "b", rating.side_b_generation_id)
-    )
-    return case(
-        (rating.choice.in_(["a", "b"]), case((shown_first == item.generation_id, "first"), else_="second")),
-        else_=rating.choice,
-    )
-
-
-def value_counts(session: Session, campaign_id: int, question: str) -> dict[int, Counter[Hashable]]:
-    """For each campaign item: how many annotators gave each answer to ``question``."""
-    value = answer_of(question, Rating, CampaignItem)
-    stmt = (
-        select(Rating.campaign_item_id, value, func.count())
-        .join(CampaignItem, CampaignItem.id == Rating.campaign_item_id)
-        .where(CampaignItem.campaign_id == campaign_id, Rating.skipped.is_(False), value.is_not(None))
-        .group_by(Rating.campaign_item_id, value)
-    )
-    units: dict[int, Counter[Hashable]] = defaultdict(Counter)
-    for item_id, answer, count in session.execute(stmt):
-        units[item_id][answer] += count
-    return units
 
 
 def campaign_agreement(session: Session, campaign_id: int, pairwise: bool) -> list[QuestionAgreement]:
@@ -105,6 +75,39 @@ def pair_kappas(session: Session, campaign_id: int, question: str, min_shared: i
         if shared >= min_shared:
             kappa = cohen_kappa(table, "quadratic" if question == "likert" else None)
             rows.append({"annotators": f"{names[user_a]} / {names[user_b]}", "shared items": shared, "kappa": kappa})
+    return sorted(rows, key=lambda row: -row["shared items"])
+
+
+def judge_results(session: Session, campaign_id: int, pairwise: bool) -> list[tuple[dict[str, Any], QuestionResult]]:
+    """Every judge whose answers are stored for the campaign (``evaltune judge agreement``), per question: its
+    details (question, judge, criteria) and how it agrees with the annotators, alone and as one more rater."""
+    asked = questions(pairwise)
+    return [(details, question_result(session, campaign_id, details["question"], asked[details["question"]], scorer))
+            for scorer, details in stored_judges(session, campaign_id).items() if details["question"] in asked]
+
+
+def judge_kappas(session: Session, campaign_id: int, question: str, min_shared: int = 2) -> list[dict[str, Any]]:
+    """Cohen's kappa between each stored judge and each annotator on ``question``, weighted as ``pair_kappas``."""
+    answer = answer_of(question, Rating, CampaignItem)
+    stmt = (select(Rating.user_id, Rating.campaign_item_id, answer)
+            .join(CampaignItem, CampaignItem.id == Rating.campaign_item_id)
+            .where(CampaignItem.campaign_id == campaign_id, Rating.skipped.is_(False), answer.is_not(None)))
+    given = session.execute(stmt).all()
+    names = dict(session.execute(select(User.id, User.name)).all())
+    rows = []
+    for scorer, details in stored_judges(session, campaign_id).items():
+        if details["question"] != question:
+            continue
+        values = judge_values(session, campaign_id, scorer)
+        tables: dict[int, Counter[tuple[Hashable, Hashable]]] = defaultdict(Counter)
+        for user_id, item_id, theirs in given:
+            if item_id in values:
+                tables[user_id][judge_answer(question, values[item_id]), as_judged(theirs)] += 1
+        for user_id, table in tables.items():
+            if sum(table.values()) >= min_shared:
+                kappa = cohen_kappa(table, "quadratic" if question == "likert" else None)
+                rows.append({"annotators": f"judge {details['judge']} / {names[user_id]}",
+                             "shared items": sum(table.values()), "kappa": kappa})
     return sorted(rows, key=lambda row: -row["shared items"])
 
 
