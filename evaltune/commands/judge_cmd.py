@@ -1,6 +1,7 @@
 """``evaltune judge agreement --campaign N``: score a campaign's rated outputs with the judge and show how far it
-agrees with the annotators (``reports.judge_agreement``). The judge lives in ``harness``, the agreement in
-``reports``, which may not import it: this command hands the judge's answers over as plain values."""
+agrees with the annotators (``reports.judge_agreement``); ``evaltune judge pairwise BASE CAND``: which run's outputs
+the judge prefers (``reports.judge_pairwise``). The judge lives in ``harness``, the reports in ``reports``, which
+may not import it: these commands hand the judge's answers over as plain values."""
 
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ if TYPE_CHECKING:
         JudgingPlan,
         RatedOutput,
     )
+    from evaltune.reports.judge_pairwise import PairingPlan
 
 CHUNK = 64  # outputs judged per transaction: the judge's answers are kept as it goes, and no lock is held long
 
 
 @click.group()
 def judge() -> None:
-    """The judge model: how far its scores agree with your annotators."""
+    """The judge model: how far its scores agree with your annotators, and which of two runs it prefers."""
 
 
 @judge.command("agreement")
@@ -145,3 +147,67 @@ def _summary_line(summary: PairSummary) -> str:
     return (f"\npairwise verdicts: {summary.pairs} pairs, the first output won {summary.wins_a}, the second "
             f"{summary.wins_b}, {summary.ties} ties; {summary.consistent} held in both orders; position bias "
             f"{bias} (the share of answers that picked the output shown first, minus one half)")
+
+
+@judge.command("pairwise")
+@click.argument("baseline_run", type=int)
+@click.argument("candidate_run", type=int)
+@click.option("--criteria", help="What makes an answer better (default: helpful, correct and clear).")
+@click.option("--judge", "judge_model",
+              help="The judge: a local folder, a hub id or openai:http://HOST:PORT/v1 (default: EVALTUNE_JUDGE_MODEL).")
+@click.option("--judge-model-name", help="The model name the --judge endpoint serves.")
+@click.option("--limit", type=click.IntRange(min=1), help="Judge only the first N shared items (suite order).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def pairwise(baseline_run: int, candidate_run: int, criteria: str | None, judge_model: str | None,
+             judge_model_name: str | None, limit: int | None, as_json: bool) -> None:
+    """Ask the judge which output is better, the baseline's or the candidate's, on every item both runs share
+    (each run's first sample), once in each order: the candidate's win rate with a Wilson 95% interval, ties,
+    how many verdicts held in both orders, the judge's position bias, and the items the candidate lost.
+
+    Identical outputs (whitespace aside) are a tie without asking. Only the judge's calls are stored (cached):
+    running this again asks the judge nothing new.
+    """
+    from evaltune.db.engine import open_store
+    from evaltune.harness.judges import pairwise_summary
+    from evaltune.harness.judges.pairwise import DEFAULT_CRITERIA
+    from evaltune.reports.judge_pairwise import judged_pairs, pair_outputs, pairwise_record, pairwise_text
+    from evaltune.reports.load import ReportError
+
+    spec = _judge_spec(judge_model, judge_model_name)
+    criteria = criteria or DEFAULT_CRITERIA
+    with user_errors():
+        store = open_store()
+    try:
+        with store.session_scope() as session:
+            plan = pair_outputs(session, baseline_run, candidate_run, limit)
+        if spec is None:
+            raise UserError("no judge to ask: pass --judge (a local folder, a hub id, or openai:http://HOST:PORT/v1 "
+                            "with --judge-model-name) or set EVALTUNE_JUDGE_MODEL")
+        verdicts, described = _judge_pairs(store, plan, spec, criteria)
+    except ReportError as error:
+        raise UserError(str(error)) from error
+    finally:
+        store.close()
+    position = pairwise_summary(verdicts).as_dict() if verdicts else None
+    result = judged_pairs(plan, verdicts, position, described, criteria)
+    click.echo(json.dumps(pairwise_record(result), indent=2) if as_json else pairwise_text(result))
+
+
+def _judge_pairs(store: Store, plan: PairingPlan, spec: JudgeSpec, criteria: str) -> tuple[list[PairVerdict], str]:
+    """The judge's verdict on each of ``plan.to_judge`` (baseline as "a"), a chunk per transaction so that its
+    cached answers are kept as it goes; and how the judge describes itself."""
+    from evaltune.harness.judges import PairRequest, load_judge
+    from evaltune.harness.judges.cache import JudgeCache
+
+    with user_errors():
+        judge = load_judge(spec)
+    verdicts: list[PairVerdict] = []
+    try:
+        for start in range(0, len(plan.to_judge), CHUNK):
+            with store.session_scope() as session, user_errors():
+                judge.cache = JudgeCache(session)
+                verdicts += judge.pairwise([PairRequest(p.question, p.baseline, p.candidate, criteria, p.reference,
+                                                        p.context) for p in plan.to_judge[start : start + CHUNK]])
+        return verdicts, judge.describe()
+    finally:
+        judge.close()
