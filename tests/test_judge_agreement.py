@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +25,7 @@ from evaltune.feedback_ui.rating_task import Task
 from evaltune.metrics.stats.agreement import alpha_with_ci, krippendorff_alpha, spearman_with_ci
 from evaltune.reports.judge_agreement import consensus, stored_judges
 from tests.conftest import Cli
-from tests.fixtures.answer_server import send_json
+from tests.fixtures.answer_server import send_json, serving
 from tests.fixtures.feedback_seed import PASSWORD, Seeded, rate_campaign, seed_runs, seed_store
 
 F, T = False, True
@@ -89,15 +88,8 @@ def _letter(prompt: str, prefers: int | str | None) -> str:
 
 @contextmanager
 def fake_judge() -> Iterator[_FakeJudge]:
-    server = _FakeJudge()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_FakeJudge()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _url(server: _FakeJudge) -> str:

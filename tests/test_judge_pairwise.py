@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from evaltune.db import Store
 from evaltune.db.judging import JudgeCall
 from evaltune.metrics.stats.intervals import wilson_interval
 from tests.conftest import Cli
-from tests.fixtures.answer_server import answer_server, send_json
+from tests.fixtures.answer_server import answer_server, send_json, serving
 
 CITIES = {"Peru": "Lima", "Japan": "Tokyo", "France": "Paris", "Italy": "Rome", "Spain": "Madrid", "Egypt": "Cairo",
           "Kenya": "Nairobi", "Chile": "Santiago"}
@@ -86,15 +85,8 @@ def _fair_letter(prompt: str) -> str:
 
 @contextmanager
 def fake_judge(always_a: bool = False) -> Iterator[_FakeJudge]:
-    server = _FakeJudge(always_a)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_FakeJudge(always_a)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _judge_args(server: _FakeJudge) -> list[str]:

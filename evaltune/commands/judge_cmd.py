@@ -6,8 +6,9 @@ may not import it: these commands hand the judge's answers over as plain values.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     )
     from evaltune.reports.judge_pairwise import PairingPlan
 
+T = TypeVar("T")
 CHUNK = 64  # outputs judged per transaction: the judge's answers are kept as it goes, and no lock is held long
 
 
@@ -54,24 +56,13 @@ def agreement(campaign_id: int, scorer: str | None, criteria: str | None, judge_
     The judge's answers are stored with the outputs (the app's Agreement page then shows the judge as one more
     rater) and its calls are cached: running this again asks the judge nothing new.
     """
-    from evaltune.db.engine import open_store
     from evaltune.reports.judge_agreement import agreement_record, agreement_text, plan_judging
-    from evaltune.reports.load import ReportError
 
     spec = _judge_spec(judge_model, judge_model_name)
-    with user_errors():
-        store = open_store()
-    try:
+    with _opened_store() as store:
         with store.session_scope() as session:
             plan = plan_judging(session, campaign_id, scorer, criteria)
-        if spec is None:
-            raise UserError("no judge to ask: pass --judge (a local folder, a hub id, or openai:http://HOST:PORT/v1 "
-                            "with --judge-model-name) or set EVALTUNE_JUDGE_MODEL")
-        report, summary = _judge_and_compare(store, plan, spec)
-    except ReportError as error:
-        raise UserError(str(error)) from error
-    finally:
-        store.close()
+        report, summary = _judge_and_compare(store, plan, _required(spec))
     if as_json:
         record = agreement_record(report)
         if summary is not None:
@@ -90,27 +81,67 @@ def _judge_spec(judge_model: str | None, judge_model_name: str | None) -> JudgeS
         return configured_judge(None, judge_from_options(judge_model, judge_model_name))
 
 
-def _judge_and_compare(store: Store, plan: JudgingPlan, spec: JudgeSpec
-                       ) -> tuple[JudgeAgreement, PairSummary | None]:
-    """Ask the judge about every rated output (a chunk per transaction), store its answers, compare."""
-    from evaltune.harness.judges import load_judge, pairwise_summary
-    from evaltune.harness.judges.cache import JudgeCache
-    from evaltune.reports.judge_agreement import judge_agreement, store_judge_scores
+def _required(spec: JudgeSpec | None) -> JudgeSpec:
+    """The judge named, checked after the runs or campaign (so a wrong id is reported first)."""
+    if spec is None:
+        raise UserError("no judge to ask: pass --judge (a local folder, a hub id, or openai:http://HOST:PORT/v1 "
+                        "with --judge-model-name) or set EVALTUNE_JUDGE_MODEL")
+    return spec
+
+
+@contextmanager
+def _opened_store() -> Iterator[Store]:
+    """The store, closed afterwards; a report's refusal (unknown run or campaign) becomes a user error."""
+    from evaltune.db.engine import open_store
+    from evaltune.reports.load import ReportError
+
+    with user_errors():
+        store = open_store()
+    try:
+        yield store
+    except ReportError as error:
+        raise UserError(str(error)) from error
+    finally:
+        store.close()
+
+
+@contextmanager
+def _loaded(spec: JudgeSpec) -> Iterator[Judge]:
+    from evaltune.harness.judges import load_judge
 
     with user_errors():
         judge = load_judge(spec)
-    answers: dict[str, list[JudgeScore]] = {judged.scorer: [] for judged in plan.questions}
-    verdicts: list[PairVerdict] = []
     try:
-        for start in range(0, len(plan.outputs), CHUNK):
-            with store.session_scope() as session, user_errors():
-                judge.cache = JudgeCache(session)  # the answers of this chunk commit with it
-                for judged in plan.questions:
-                    scores, said = _ask(judge, judged, plan, plan.outputs[start : start + CHUNK])
-                    answers[judged.scorer] += scores
-                    verdicts += said
+        yield judge
     finally:
         judge.close()
+
+
+def _chunks(store: Store, judge: Judge, items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``items`` in chunks of ``CHUNK``, each asked inside its own transaction with the judge's cache on it, so the
+    judge's answers are kept as it goes and no lock is held long."""
+    from evaltune.harness.judges.cache import JudgeCache
+
+    for start in range(0, len(items), CHUNK):
+        with store.session_scope() as session, user_errors():
+            judge.cache = JudgeCache(session)  # the answers of this chunk commit with it
+            yield items[start : start + CHUNK]
+
+
+def _judge_and_compare(store: Store, plan: JudgingPlan, spec: JudgeSpec
+                       ) -> tuple[JudgeAgreement, PairSummary | None]:
+    """Ask the judge about every rated output (a chunk per transaction), store its answers, compare."""
+    from evaltune.harness.judges import pairwise_summary
+    from evaltune.reports.judge_agreement import judge_agreement, store_judge_scores
+
+    answers: dict[str, list[JudgeScore]] = {judged.scorer: [] for judged in plan.questions}
+    verdicts: list[PairVerdict] = []
+    with _loaded(spec) as judge:
+        for chunk in _chunks(store, judge, plan.outputs):
+            for judged in plan.questions:
+                scores, said = _ask(judge, judged, plan, chunk)
+                answers[judged.scorer] += scores
+                verdicts += said
     with store.session_scope() as session:
         scorers = {}
         for judged in plan.questions:
@@ -167,27 +198,16 @@ def pairwise(baseline_run: int, candidate_run: int, criteria: str | None, judge_
     Identical outputs (whitespace aside) are a tie without asking. Only the judge's calls are stored (cached):
     running this again asks the judge nothing new.
     """
-    from evaltune.db.engine import open_store
     from evaltune.harness.judges import pairwise_summary
     from evaltune.harness.judges.pairwise import DEFAULT_CRITERIA
     from evaltune.reports.judge_pairwise import judged_pairs, pair_outputs, pairwise_record, pairwise_text
-    from evaltune.reports.load import ReportError
 
     spec = _judge_spec(judge_model, judge_model_name)
     criteria = criteria or DEFAULT_CRITERIA
-    with user_errors():
-        store = open_store()
-    try:
+    with _opened_store() as store:
         with store.session_scope() as session:
             plan = pair_outputs(session, baseline_run, candidate_run, limit)
-        if spec is None:
-            raise UserError("no judge to ask: pass --judge (a local folder, a hub id, or openai:http://HOST:PORT/v1 "
-                            "with --judge-model-name) or set EVALTUNE_JUDGE_MODEL")
-        verdicts, described = _judge_pairs(store, plan, spec, criteria)
-    except ReportError as error:
-        raise UserError(str(error)) from error
-    finally:
-        store.close()
+        verdicts, described = _judge_pairs(store, plan, _required(spec), criteria)
     position = pairwise_summary(verdicts).as_dict() if verdicts else None
     result = judged_pairs(plan, verdicts, position, described, criteria)
     click.echo(json.dumps(pairwise_record(result), indent=2) if as_json else pairwise_text(result))
@@ -196,18 +216,11 @@ def pairwise(baseline_run: int, candidate_run: int, criteria: str | None, judge_
 def _judge_pairs(store: Store, plan: PairingPlan, spec: JudgeSpec, criteria: str) -> tuple[list[PairVerdict], str]:
     """The judge's verdict on each of ``plan.to_judge`` (baseline as "a"), a chunk per transaction so that its
     cached answers are kept as it goes; and how the judge describes itself."""
-    from evaltune.harness.judges import PairRequest, load_judge
-    from evaltune.harness.judges.cache import JudgeCache
+    from evaltune.harness.judges import PairRequest
 
-    with user_errors():
-        judge = load_judge(spec)
     verdicts: list[PairVerdict] = []
-    try:
-        for start in range(0, len(plan.to_judge), CHUNK):
-            with store.session_scope() as session, user_errors():
-                judge.cache = JudgeCache(session)
-                verdicts += judge.pairwise([PairRequest(p.question, p.baseline, p.candidate, criteria, p.reference,
-                                                        p.context) for p in plan.to_judge[start : start + CHUNK]])
+    with _loaded(spec) as judge:
+        for chunk in _chunks(store, judge, plan.to_judge):
+            verdicts += judge.pairwise([PairRequest(p.question, p.baseline, p.candidate, criteria, p.reference,
+                                                    p.context) for p in chunk])
         return verdicts, judge.describe()
-    finally:
-        judge.close()
