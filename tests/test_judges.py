@@ -1,25 +1,19 @@
 """Judges (harness.judges): which judge a run uses; the G-Eval rubric score, probability-weighted where the judge
 gives log-probabilities and parsed otherwise, through a local tiny model (its chat template), `transformers serve`
-(chat and completions) and a small fake endpoint; pairwise judging in both orders; the cache; secrets kept out of
-every judge error; and llm-rubric and the judge scorer through the configured judge, at the command line."""
+(chat and completions) and a small fake endpoint; pairwise judging in both orders; and the cache. The command line,
+and secrets kept out of every judge error, are in tests/test_judge_cli.py."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from evaltune.db import Store, open_store
-from evaltune.db.evaluation import Generation, Run, RunMetric, Score
 from evaltune.db.judging import JudgeCall
 from evaltune.harness.backends.base import GenerationRequest
 from evaltune.harness.backends.hf import HFBackend, HFConfig
@@ -33,7 +27,6 @@ from evaltune.harness.judges import (
     configured_judge,
     judge_from_options,
     judge_from_settings,
-    judging_for,
     load_judge,
     pairwise_summary,
     parse_judge_block,
@@ -41,117 +34,21 @@ from evaltune.harness.judges import (
 from evaltune.harness.judges.clients import REPLY_TOKENS
 from evaltune.harness.judges.rubric import parse_score, rubric_prompt
 from evaltune.harness.suite import GenerationSettings, Message, SuiteError
-from evaltune.metrics.registry import get_scorer
 from evaltune.settings import SettingError
-from tests.conftest import invoke_main
-from tests.fixtures.answer_server import send_json
-from tests.test_hallucination_models import example
-
-Token = tuple[str, dict[str, float]]  # a generated token and the top log-probabilities at its place
-Answer = Callable[[str], tuple[str, list[Token]]]  # the question -> (reply text, its tokens)
-SECRET = "sk-test-5ecret-c0ffee"
-
-
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:  # the judge's cache is one table: SQLite is enough here
-    return f"sqlite:///{tmp_path / 'store.db'}"
+from tests.fixtures.answer_server import serving
+from tests.fixtures.fake_judge import (
+    WEIGHTED,
+    JudgeServer,
+    Token,
+    endpoint,
+    forget_judge_settings,
+    four_with_logprobs,
+)
 
 
 @pytest.fixture(autouse=True)
 def _no_judge_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("EVALTUNE_JUDGE_MODEL", "EVALTUNE_JUDGE_MODEL_NAME", "EVALTUNE_JUDGE_MODE",
-                 "EVALTUNE_OPENAI_API_KEY", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-# A small fake OpenAI-compatible judge ----------------------------------------------------------------------------
-
-class JudgeServer(ThreadingHTTPServer):
-    """Answers every question with ``answer(question)``, with top log-probabilities when ``logprobs`` (and the
-    request asks for them); ``refuse`` maps a path to (status, message) it answers instead. Records each request."""
-
-    def __init__(self, answer: Answer, logprobs: bool = True, refuse: dict[str, tuple[int, str]] | None = None,
-                 refuse_logprobs_only: bool = False):
-        super().__init__(("127.0.0.1", 0), _JudgeHandler)
-        self.answer, self.logprobs, self.refuse = answer, logprobs, dict(refuse or {})
-        self.refuse_logprobs_only = refuse_logprobs_only  # refuse only the requests that ask for log-probabilities
-        self.requests: list[dict[str, Any]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def posts(self, path: str = "") -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["path"].endswith(path)]
-
-
-class _JudgeHandler(BaseHTTPRequestHandler):
-    server: JudgeServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        send_json(self, status, payload)
-
-    def do_GET(self) -> None:
-        self._send(200, {"object": "list", "data": [{"id": "judge-a"}, {"id": "judge-b"}]})
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        auth = self.headers.get("Authorization") or ""
-        self.server.requests.append({"path": self.path, "auth": auth, **body})
-        if self.path in self.server.refuse and (body.get("logprobs") or not self.server.refuse_logprobs_only):
-            status, message = self.server.refuse[self.path]
-            return self._send(status, {"error": {"message": message.format(auth=auth)}})
-        chat = "messages" in body
-        question = body["messages"][-1]["content"] if chat else body["prompt"]
-        text, tokens = self.server.answer(question)
-        send = bool(body.get("logprobs")) and self.server.logprobs
-        if chat:
-            choice: dict[str, Any] = {"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            content = [{"token": t, "logprob": top.get(t, -0.01),
-                        "top_logprobs": [{"token": k, "logprob": v} for k, v in top.items()]} for t, top in tokens]
-            choice["logprobs"] = {"content": content} if send else None
-        else:
-            choice = {"text": text, "finish_reason": "stop"}
-            choice["logprobs"] = {"tokens": [t for t, _ in tokens], "top_logprobs": [top for _, top in tokens],
-                                  "token_logprobs": [top.get(t, -0.01) for t, top in tokens]} if send else None
-        self._send(200, {"choices": [choice], "usage": {"prompt_tokens": 9, "completion_tokens": len(tokens)}})
-
-
-@contextmanager
-def serving(server: JudgeServer) -> Iterator[JudgeServer]:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-# "Score: 4. Clear." with the scale's probabilities where the 4 was written: 4 at 0.5, 5 at 0.25, 2 at 0.2.
-WEIGHTS = {" 4": 0.5, " 5": 0.25, "2": 0.2, " maybe": 0.05}
-WEIGHTED = (4 * 0.5 + 5 * 0.25 + 2 * 0.2) / 0.95
-
-
-# On a scale of 3: "2" at 0.6, 3 at 0.3, 1 at 0.1.
-WEIGHTS_OF_3 = {" 2": 0.6, " 3": 0.3, "1": 0.1}
-WEIGHTED_OF_3 = 2 * 0.6 + 3 * 0.3 + 1 * 0.1
-
-
-def four_with_logprobs(question: str) -> tuple[str, list[Token]]:
-    """Writes "Score: 4. Clear." (or "Score: 2." on a scale of 3), with the probabilities above at the number."""
-    if "to 3 (best)" in question:
-        return "Score: 2.", [("Score", {"Score": -0.1}), (":", {":": -0.1}),
-                             (" 2", {k: math.log(v) for k, v in WEIGHTS_OF_3.items()}), (".", {".": -0.2})]
-    tops = {k: math.log(v) for k, v in WEIGHTS.items()}
-    return "Score: 4. Clear.", [("Score", {"Score": -0.1}), (":", {":": -0.1}), (" 4", tops), (".", {".": -0.2})]
-
-
-def endpoint(server: JudgeServer, name: str = "judge-a", mode: str = "auto") -> JudgeSpec:
-    return JudgeSpec(f"openai:{server.url}", name, mode)
+    forget_judge_settings(monkeypatch)
 
 
 # Which judge ----------------------------------------------------------------------------------------------------
@@ -371,7 +268,7 @@ def test_pairwise_letters_come_from_logprobs_where_the_judge_gives_them() -> Non
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def both_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """An empty store on SQLite and on PostgreSQL (the rest of this module needs SQLite only)."""
+    """An empty store on SQLite and on PostgreSQL (the command-line tests need SQLite only)."""
     url = f"sqlite:///{tmp_path / 'cache.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     opened = open_store(str(url))
     yield opened
@@ -402,189 +299,3 @@ def test_judge_calls_are_cached_by_judge_and_question(both_stores: Store) -> Non
             assert stored is not None and stored.answer_logprobs is not None
             assert stored.answer_logprobs["4"] == pytest.approx(math.log(0.5))
 
-
-# Secrets --------------------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("variable", ["EVALTUNE_OPENAI_API_KEY", "OPENAI_API_KEY"])
-def test_the_api_key_never_appears_in_a_judge_error(variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(variable, SECRET)
-    echo = {"/v1/chat/completions": (400, "bad request from {auth}")}
-    with serving(JudgeServer(four_with_logprobs, refuse=echo)) as server:
-        with pytest.raises(JudgeError) as raised:
-            load_judge(endpoint(server, mode="chat")).rubric([RubricRequest("q", "a", "c")])
-        assert server.requests[0]["auth"] == f"Bearer {SECRET}"  # it was sent, and the server echoed it back
-    assert SECRET not in str(raised.value) and "bad request from Bearer ***" in str(raised.value)
-    assert raised.value.__cause__ is None or SECRET not in str(raised.value.__cause__)
-
-
-# The command line: llm-rubric and the judge scorer through the configured judge ---------------------------------
-
-SUITE = """\
-name: judged
-{judge}items:
-  - id: capital
-    input: What is the capital of France?
-    references: [Paris]
-    assert:
-      - {{type: llm-rubric, value: "Names the city.", threshold: 0.6}}
-      - {{type: llm-rubric, value: "Names the city.", threshold: 0.75}}
-      - {{type: llm-rubric, value: "Is polite.", scale: 3}}
-  - id: sum
-    input: What is 2+2?
-    assert:
-      - {{type: llm-rubric, value: "Names the city.", threshold: 0.6}}
-"""
-
-
-def suite_file(tmp_path: Path, judge: str = "", name: str = "judged.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(SUITE.format(judge=judge), encoding="utf-8")
-    return path
-
-
-def judge_block(server: JudgeServer, name: str = "judge-a") -> str:
-    return f"judge: {{model: 'openai:{server.url}', model_name: {name}}}\n"
-
-
-def _assertion_scores(store: Store, run_id: int) -> dict[tuple[str, str], Any]:
-    with store.session_scope() as session:
-        rows = session.scalars(select(Score).where(Score.run_id == run_id, Score.scorer.like("assertion:%")))
-        return {(row.details["type"] + ":" + row.details["assertion"]["value"], row.scorer): row for row in rows}
-
-
-def test_llm_rubric_is_graded_by_the_suites_judge_and_says_how(
-        store: Store, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    with serving(JudgeServer(four_with_logprobs)) as server:
-        suite = suite_file(tmp_path, judge_block(server))
-        args = ["run", str(suite), "--model", str(tiny_model_dir), "--max-new-tokens", "4"]
-        code, out, err = invoke_main(args, monkeypatch, capsys)
-        assert code == 0, err
-        # One question per item and distinct rubric/scale: two thresholds on one rubric share an answer.
-        assert len(server.requests) == 3 and all(r["path"] == "/v1/chat/completions" for r in server.requests)
-        with store.session_scope() as session:
-            run_id = session.scalars(select(Run.id)).one()
-            rates = {m.name: m.value for m in session.scalars(select(RunMetric).where(RunMetric.run_id == run_id))}
-            calls = session.scalar(select(func.count()).select_from(JudgeCall))
-        assert calls == 3 and rates["pass_rate:llm-rubric"] == pytest.approx(3 / 4)
-        scored = _assertion_scores(store, run_id)
-        at_06 = scored[("llm-rubric:Names the city.", "assertion:1")]
-        assert at_06.value == 1.0 and at_06.details["method"] == "logprobs"
-        assert at_06.details["judge_score"] == pytest.approx(WEIGHTED) and at_06.details["scale"] == 5
-        assert at_06.details["measured"] == pytest.approx((WEIGHTED - 1) / 4)
-        assert at_06.details["judge"] == f"judge-a @ {server.url.split('/')[2]}"
-        assert "judge score 3.84 of 5 (weighted by its probabilities), scaled 0.71 >= 0.60" in at_06.details["reason"]
-        assert scored[("llm-rubric:Names the city.", "assertion:2")].value == 0.0  # 0.71 < 0.75
-        polite = scored[("llm-rubric:Is polite.", "assertion:3")]
-        assert polite.value == 1.0 and polite.details["judge_score"] == pytest.approx(WEIGHTED_OF_3)
-        assert polite.details["measured"] == pytest.approx((WEIGHTED_OF_3 - 1) / 2)
-
-        # The same command again: the run is the same run, and the judge is not asked again.
-        code, out, err = invoke_main(args, monkeypatch, capsys)
-        assert code == 0, err
-        assert len(server.requests) == 3 and "already in the store" in out
-
-
-def test_the_judge_scorer_and_rescoring_use_the_configured_judge_and_its_cache(
-        store: Store, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    with serving(JudgeServer(four_with_logprobs, logprobs=False)) as server:
-        code, _, err = invoke_main(["run", "smoke", "--model", str(tiny_model_dir), "--max-new-tokens", "4",
-                                    "--limit", "3"], monkeypatch, capsys)
-        assert code == 0, err
-        monkeypatch.setenv("EVALTUNE_JUDGE_MODEL", f"openai:{server.url}")
-        monkeypatch.setenv("EVALTUNE_JUDGE_MODEL_NAME", "judge-a")
-        code, out, err = invoke_main(["score", "1", "--scorers", "judge"], monkeypatch, capsys)
-        assert code == 0, err
-        assert len(server.requests) == 3 and "judge" in out
-        with store.session_scope() as session:
-            scores = list(session.scalars(select(Score).where(Score.scorer == "judge")))
-        # "Score: 4" read from the text: 1 - (4 - 1) / 4 hallucinated.
-        assert [s.value for s in scores] == [0.25] * 3 and {s.details["method"] for s in scores} == {"parsed"}
-        code, _, err = invoke_main(["score", "1", "--scorers", "judge"], monkeypatch, capsys)
-        assert code == 0 and len(server.requests) == 3  # scored again: every answer from the cache
-        monkeypatch.setenv("EVALTUNE_JUDGE_MODEL_NAME", "judge-b")
-        code, _, err = invoke_main(["score", "1", "--scorers", "judge"], monkeypatch, capsys)
-        assert code == 0 and len(server.requests) == 6  # another judge is asked
-
-
-def test_without_a_judge_judged_checks_are_skipped_saying_how_to_name_one(
-        store: Store, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = invoke_main(["run", str(suite_file(tmp_path)), "--model", str(tiny_model_dir),
-                                "--max-new-tokens", "4"], monkeypatch, capsys)
-    assert code == 0, err
-    reasons = {row.details["reason"] for row in _assertion_scores(store, 1).values()}
-    assert reasons == {"skipped: set EVALTUNE_JUDGE_MODEL=<local folder, hub id or openai:http://HOST:PORT/v1> "
-                       "(or the suite's judge:, or --judge) to enable llm-rubric"}
-    with judging_for(None):
-        [result] = get_scorer("judge").score_batch([example("It opened in 1887.")])
-    assert result.value is None and "to enable judge" in result.details["reason"]
-
-
-def test_a_judge_given_with_judge_grades_a_suite_that_names_none(
-        store: Store, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    with serving(JudgeServer(four_with_logprobs)) as server:
-        code, out, err = invoke_main(["run", str(suite_file(tmp_path)), "--model", str(tiny_model_dir),
-                                      "--max-new-tokens", "4", "--judge", f"openai:{server.url}",
-                                      "--judge-model-name", "judge-b"], monkeypatch, capsys)
-        assert code == 0, err
-        assert {r["model"] for r in server.requests} == {"judge-b"} and len(server.requests) == 3
-        assert "pass_rate:llm-rubric" in out
-        # Another judge makes another run (the judge is part of a judged run's fingerprint): its outputs come from
-        # the cache, and the other judge is asked.
-        code, out, err = invoke_main(["run", str(suite_file(tmp_path)), "--model", str(tiny_model_dir),
-                                      "--max-new-tokens", "4", "--judge", f"openai:{server.url}",
-                                      "--judge-model-name", "judge-a"], monkeypatch, capsys)
-        assert code == 0, err
-        assert out.startswith("run 2:") and "(0 generated, 2 from cache" in out
-        assert [r["model"] for r in server.requests[3:]] == ["judge-a"] * 3
-
-
-def test_a_local_judge_grades_a_run_with_its_chat_template(
-        store: Store, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    suite = suite_file(tmp_path, f"judge: {{model: '{tiny_model_dir}'}}\n")
-    code, _, err = invoke_main(["run", str(suite), "--model", str(tiny_model_dir), "--max-new-tokens", "4"],
-                               monkeypatch, capsys)
-    assert code == 0, err
-    with store.session_scope() as session:
-        capital = session.scalars(select(Score).where(Score.scorer == "assertion:1").order_by(Score.id)).first()
-        assert capital is not None
-        generation = session.get_one(Generation, capital.generation_id)
-        prompt, output = generation.prompt, generation.output
-    [expected] = load_judge(JudgeSpec(str(tiny_model_dir))).rubric([RubricRequest(prompt, output, "Names the city.")])
-    assert capital.details["method"] == "logprobs"
-    assert capital.details["judge_score"] == pytest.approx(expected.score, abs=1e-5)
-
-
-def test_judge_errors_at_the_command_line_name_the_judge_and_keep_secrets(
-        store: Store, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("EVALTUNE_OPENAI_API_KEY", SECRET)
-    run = ["run", "", "--model", str(tiny_model_dir), "--max-new-tokens", "4"]
-    with serving(JudgeServer(four_with_logprobs, refuse={"/v1/chat/completions": (400, "no: {auth}")})) as server:
-        run[1] = str(suite_file(tmp_path, judge_block(server)))
-        code, out, err = invoke_main(run, monkeypatch, capsys)
-    assert code == 2 and SECRET not in out + err and "Bearer ***" in err and "judge-a @ 127.0.0.1" in err
-    with store.session_scope() as session:  # what the refusals below must leave as it is
-        runs = session.scalar(select(func.count()).select_from(Run))
-
-    run[1] = str(suite_file(tmp_path, "judge: {model: 'openai:http://me:hunter2@127.0.0.1:9/v1', model_name: j}\n"))
-    code, out, err = invoke_main(run, monkeypatch, capsys)
-    assert code == 2 and "hunter2" not in out + err and "judge.model" in err
-
-    run[1] = str(suite_file(tmp_path))
-    code, out, err = invoke_main([*run, "--judge", "openai:http://me:hunter2@127.0.0.1:9/v1",
-                                  "--judge-model-name", "j"], monkeypatch, capsys)
-    assert code == 2 and "hunter2" not in out + err and "--judge" in err
-    monkeypatch.setenv("EVALTUNE_JUDGE_MODEL", "openai:http://me:hunter2@127.0.0.1:9/v1")
-    monkeypatch.setenv("EVALTUNE_JUDGE_MODEL_NAME", "j")
-    code, out, err = invoke_main(run, monkeypatch, capsys)
-    assert code == 2 and "hunter2" not in out + err and "EVALTUNE_JUDGE_MODEL" in err
-    monkeypatch.setenv("EVALTUNE_JUDGE_MODEL", "openai:http://127.0.0.1:9/v1")
-    code, out, err = invoke_main(run, monkeypatch, capsys)
-    assert code == 2 and "named by EVALTUNE_JUDGE_MODEL" in err and "is the server running" in err
-    with store.session_scope() as session:  # each refused before anything was stored
-        assert session.scalar(select(func.count()).select_from(Run)) == runs
