@@ -19,7 +19,7 @@ from evaltune import settings
 from evaltune.db.engine import open_store
 from evaltune.db.evaluation import ModelVersion
 from evaltune.errors import UserError
-from evaltune.harness.backends.registry import DEFAULT_BACKEND, split_spec
+from evaltune.harness.backends.registry import DEFAULT_BACKEND, LoadOptions, split_spec
 from evaltune.harness.loaders import load_suite
 from evaltune.harness.model_resolution import ResolvedModel, resolve_model, stored_model_id
 from evaltune.harness.prompt_variants import with_variant
@@ -48,6 +48,7 @@ class EvaluateRequest:
     store_url: str | None = None  # None: EVALTUNE_DB_URL, else the SQLite file under EVALTUNE_HOME
     judge: JudgeSpec | None = None  # --judge: for suites that name no judge of their own
     variant: str | None = None  # one prompt variant of a suite with prompts: (evaluate runs one; run_models all)
+    load: LoadOptions = field(default_factory=LoadOptions)  # --device, --dtype, --concurrency, parallel settings
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def _evaluate_in(sessions: sessionmaker[Session], request: EvaluateRequest, suit
     model = _resolve(request, sessions)
     status(f"loading {model.display_name} ...")
     started = time.perf_counter()
-    backend = model.load()
+    backend = model.load(request.load)
     load_s = time.perf_counter() - started
     items = len(suite.items) if request.limit is None else min(request.limit, len(suite.items))
     status(f"loaded in {load_s:.1f}s; running {suite.name} ({items} items)")
@@ -216,7 +217,8 @@ def _sweep_in(sessions: sessionmaker[Session], request: EvaluateRequest, models:
     items = len(suite.items) if request.limit is None else min(request.limit, len(suite.items))
     status(f"sweep of {suite.name}: {max(1, len(suite.variants))} prompt variant(s) x {len(resolved)} model(s) = "
            f"{cells} runs of {items} items")
-    return run_sweep(sessions, suite, resolved, _options(request), status=status, on_progress=on_progress)
+    return run_sweep(sessions, suite, resolved, _options(request), status=status, on_progress=on_progress,
+                     load=lambda model: model.load(request.load))
 
 
 def _resolve(request: EvaluateRequest, sessions: sessionmaker[Session]) -> ResolvedModel:

@@ -91,13 +91,11 @@ class ResolvedModel:
             details=dict(details or {}),
         )
 
-    def load(
-        self, *, dtype: str = "auto", device: str = "auto", max_batch_size: int = 0, concurrency: int = 8
-    ) -> Backend:
+    def load(self, options: LoadOptions | None = None) -> Backend:
         """The backend, ready to use: weights loaded (converting the default model on first use) or the
-        endpoint probed. Raises BackendError with the reason and the fix."""
+        endpoint probed, on ``options``' device and dtype. Raises BackendError with the reason and the fix."""
         provider = get_provider(self.backend_kind)
-        return provider.load(self, LoadOptions(dtype, device, max_batch_size, concurrency))
+        return provider.load(self, options or LoadOptions())
 
 
 def stored_model_id(spec: str) -> int | None:

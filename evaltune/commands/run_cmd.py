@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from evaltune.errors import UserError, scorers_option, user_errors
+from evaltune.harness.backends.registry import DEFAULT_CONCURRENCY, LoadOptions
 from evaltune.progress import Progress, silenced
 from evaltune.summary import format_summary
 
@@ -39,6 +40,16 @@ if TYPE_CHECKING:
               help="The judge model for llm-rubric and judge scorers (a local folder or openai:URL), for suites "
                    "that name no judge: of their own (default: EVALTUNE_JUDGE_MODEL).")
 @click.option("--judge-model-name", metavar="NAME", help="The model name the --judge endpoint serves.")
+@click.option("--device", default="auto", show_default=True,
+              help="cpu, cuda, cuda:N, or auto: every GPU of this machine (accelerate's device_map), else the CPU.")
+@click.option("--dtype", type=click.Choice(["auto", "bfloat16", "float16", "float32"]), default="auto",
+              show_default=True, help="Weights' dtype; auto: bfloat16 on a GPU that has it, else float32.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY, show_default=True,
+              help="Requests in flight to openai: endpoints, shared among them.")
+@click.option("--tensor-parallel", type=click.IntRange(min=1), default=1, show_default=True,
+              help="GPUs one copy of the model is split over (vllm:).")
+@click.option("--data-parallel", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Copies of the model, each on its own GPUs (vllm:). For the hf backend use accelerate launch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (a sweep: its matrix) as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="List every metric (each bias attribute), not only the worst.")
 @click.option("--baseline", type=int, help="After the run, compare it with this run id (a Markdown report).")
@@ -47,7 +58,8 @@ if TYPE_CHECKING:
 def run(suite: str, models: tuple[str, ...], adapter: str | None, model_names: tuple[str, ...],
         scorers: str | None, seed: int | None, temperature: float | None, top_p: float | None,
         max_new_tokens: int | None, samples: int | None, batch_size: int | None, limit: int | None,
-        judge: str | None, judge_model_name: str | None, as_json: bool, show_all: bool, baseline: int | None,
+        judge: str | None, judge_model_name: str | None, device: str, dtype: str, concurrency: int,
+        tensor_parallel: int, data_parallel: int, as_json: bool, show_all: bool, baseline: int | None,
         gate_file: str | None) -> None:
     """Run SUITE (a built-in name such as 'regression', or a suite file) against a model.
 
@@ -79,9 +91,12 @@ def run(suite: str, models: tuple[str, ...], adapter: str | None, model_names: t
     with user_errors():
         choices = pair_models(models, model_names, adapter)
         judge_spec = judge_from_options(judge, judge_model_name)
+        load = LoadOptions(dtype=dtype, device=device, concurrency=concurrency, tensor_parallel=tensor_parallel,
+                           data_parallel=data_parallel)
     request = EvaluateRequest(
         suite=suite, model=choices[0].spec, adapter=choices[0].adapter, model_name=choices[0].model_name,
         seed=seed, scorers=scorer_names, batch_size=batch_size, limit=limit, settings=overrides, judge=judge_spec,
+        load=load,
     )
     # A bar on a terminal only, and none while the summary is JSON (scoring's bar is silenced too).
     one_run_only = None if baseline is None else (

@@ -41,12 +41,38 @@ class ModelRequest:
     threads: int = 0
 
 
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+# Requests in flight to an endpoint: a vLLM or TGI server reaches its throughput only with hundreds queued.
+DEFAULT_CONCURRENCY = 256
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
 @dataclass(frozen=True)
 class LoadOptions:
+    """How to load a model: ``--device``, ``--dtype``, ``--concurrency``, ``--tensor-parallel``, ``--data-parallel``.
+
+    ``device``: cpu, cuda, cuda:N, or auto (every GPU of this machine through accelerate's ``device_map="auto"``,
+    else the CPU). ``dtype``: auto (bfloat16 on a GPU that has it, else float32) or a torch dtype's name. The
+    parallel settings are for engines that shard a model themselves (``vllm:``); endpoints use ``concurrency``.
+    """
+
     dtype: str = "auto"
     device: str = "auto"
     max_batch_size: int = 0  # 0: chosen by memory
-    concurrency: int = 8  # requests in flight, for endpoints
+    concurrency: int = DEFAULT_CONCURRENCY  # requests in flight, for endpoints
+    tensor_parallel: int = 1  # GPUs one copy of the model is split over (vllm:)
+    data_parallel: int = 1  # copies of the model, each on its own GPUs (vllm:)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise BackendError(f"--dtype '{self.dtype}' is not one of {', '.join(DTYPES)}")
+        if not _DEVICE.match(self.device):
+            raise BackendError(f"--device '{self.device}' is not one of cpu, cuda, cuda:N (a GPU's index) or auto")
+        for name in ("concurrency", "tensor_parallel", "data_parallel"):
+            if getattr(self, name) < 1:
+                raise BackendError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if self.max_batch_size < 0:
+            raise BackendError("max_batch_size must be at least 0 (0: chosen by memory)")
 
 
 @runtime_checkable
