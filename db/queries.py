@@ -193,15 +193,20 @@ def insert_scores(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
 
     Item-level scores (no ``generation_id``) replace the same (run, item, scorer).
     """
-    per_generation = [dict(row) for row in rows if row.get("generation_id") is not None]
-    per_item = [dict(row) for row in rows if row.get("generation_id") is None]
+    # Details default to {} as the column does; every other None is written as NULL ("render_nulls"), so all
+    # rows have one set of columns and go in large batches. Without it the ORM starts a new INSERT wherever a
+    # row's None-ness changes: a scorer that applies to some items only (value None on the others) took one
+    # statement per few rows, 5,000 statements to score 10,000 outputs with five scorers.
+    rows = [{**row, "details": row.get("details") or {}} for row in rows]
+    per_generation = [row for row in rows if row.get("generation_id") is not None]
+    per_item = [row for row in rows if row.get("generation_id") is None]
     if per_generation:
         stmt = dialect_insert(session, Score)
         stmt = stmt.on_conflict_do_update(
             index_elements=["generation_id", "scorer"],
             set_={"value": stmt.excluded.value, "details": stmt.excluded.details},
         )
-        session.execute(stmt, per_generation)
+        session.execute(stmt, per_generation, execution_options={"render_nulls": True})
     if per_item:
         # The unique constraint does not cover NULL generation_id, so replace explicitly.
         for row in per_item:
@@ -213,7 +218,7 @@ def insert_scores(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
                     Score.generation_id.is_(None),
                 )
             )
-        session.execute(insert(Score), per_item)
+        session.execute(insert(Score), per_item, execution_options={"render_nulls": True})
 
 
 def replace_run_metrics(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from evaltune.metrics.stats.intervals import is_binary
 from evaltune.reports.differences import differences
 from evaltune.reports.human import human_ratings
-from evaltune.reports.load import ReportError, RunData, degraded_line, load_lineage, load_run
+from evaltune.reports.load import ReportError, RunData, SuiteItems, degraded_line, load_lineage, load_run
 from evaltune.reports.metric_compare import Paired, compare_metrics
 from evaltune.reports.records import BiasGap, FlippedItem, Interval, MetricComparison, Report, TagBreakdown
 
@@ -24,7 +24,8 @@ def build_report(session: Session, baseline_id: int, candidate_id: int) -> Repor
 
     Raises ``ReportError`` for an unknown run or runs that share no scored item.
     """
-    base, cand = load_run(session, baseline_id), load_run(session, candidate_id)
+    suite_items: SuiteItems = {}  # read once when both runs are of one suite version
+    base, cand = load_run(session, baseline_id, suite_items), load_run(session, candidate_id, suite_items)
     shared = sorted(set(base.items) & set(cand.items))
     if not shared:
         raise ReportError(f"runs {baseline_id} and {candidate_id} share no items (different suites?)")
@@ -80,16 +81,25 @@ def _flipped(base: RunData, cand: RunData, metrics: list[MetricComparison], valu
 def _tags(base: RunData, values: Paired) -> list[TagBreakdown]:
     """Per tag and metric: n, both means and the delta, on the shared items carrying the tag."""
     rows = []
+    positions: dict[tuple[str, ...], dict[str, list[int]]] = {}  # metrics mostly share their items: group once
     for scorer, (keys, b_values, c_values) in sorted(values.items()):
-        per_tag: dict[str, list[tuple[float, float]]] = {}
-        for key, b, c in zip(keys, b_values, c_values, strict=True):
-            for tag in base.items[key]["tags"]:
-                per_tag.setdefault(tag, []).append((b, c))
-        for tag, pairs in sorted(per_tag.items()):
-            b_mean = sum(p[0] for p in pairs) / len(pairs)
-            c_mean = sum(p[1] for p in pairs) / len(pairs)
-            rows.append(TagBreakdown(tag, scorer, len(pairs), b_mean, c_mean, c_mean - b_mean))
+        per_tag = positions.get(tuple(keys))
+        if per_tag is None:
+            per_tag = positions[tuple(keys)] = _tag_positions(base, keys)
+        for tag, where in sorted(per_tag.items()):
+            b_mean = sum(map(b_values.__getitem__, where)) / len(where)
+            c_mean = sum(map(c_values.__getitem__, where)) / len(where)
+            rows.append(TagBreakdown(tag, scorer, len(where), b_mean, c_mean, c_mean - b_mean))
     return rows
+
+
+def _tag_positions(base: RunData, keys: list[str]) -> dict[str, list[int]]:
+    """Each tag's positions in ``keys``, in order."""
+    per_tag: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        for tag in base.items[key]["tags"]:
+            per_tag.setdefault(tag, []).append(i)
+    return per_tag
 
 
 def _bias_gaps(base: RunData, cand: RunData) -> list[BiasGap]:

@@ -6,10 +6,11 @@ Content-Security-Policy that forbids scripts, so a hostile output shows as text 
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 from evaltune.reports.gates import GateOutcome
-from evaltune.reports.markdown import FLIPS_SHOWN, UNPAIRED_NOTE, fmt, fmt_interval
+from evaltune.reports.markdown import FLIPS_SHOWN, UNPAIRED_NOTE, flips_left_out, fmt, fmt_interval
 from evaltune.reports.outputs import shorten
 from evaltune.reports.records import UNPAIRED_TEST, FlippedItem, Report
 from evaltune.reports.svg import delta_plot, distribution_plot, tag_heatmap
@@ -109,7 +110,15 @@ def _flips(report: Report) -> str:
         ["item", "question", "reference", "lost", "gained", "baseline output", "candidate output"],
         [[escape(f.key), _question(f), escape(" | ".join(f.references)) or "—", escape(", ".join(f.lost)),
           escape(", ".join(f.gained)), f'<pre class="output">{escape(f.baseline_output)}</pre>',
-          f'<pre class="output">{escape(f.candidate_output)}</pre>'] for f in shown]))
+          f'<pre class="output">{escape(f.candidate_output)}</pre>'] for f in shown])
+            + _left_out(report))
+
+
+def _left_out(report: Report) -> str:
+    text = flips_left_out(report)
+    if not text:
+        return ""
+    return "<p>" + re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text)) + "</p>"
 
 
 def _question(flip: FlippedItem) -> str:

@@ -23,10 +23,10 @@ def human_ratings(session: Session, base: RunData, cand: RunData, shared: list[s
     """The ratings on the shared items' outputs; None when nobody rated either run."""
     base_ids = {g for k in shared for g in base.items[k]["generation_ids"]}
     cand_ids = {g for k in shared for g in cand.items[k]["generation_ids"]}
-    likert_b = _likert(session, base_ids)
-    likert_c = _likert(session, cand_ids)
+    likert_b = _likert(session, base.info.id, base_ids)
+    likert_c = _likert(session, cand.info.id, cand_ids)
     wins = losses = ties = both_bad = 0
-    for choice, side_a, side_b in _pairwise(session, base_ids | cand_ids):
+    for choice, side_a, side_b in _pairwise(session, (base.info.id, cand.info.id), base_ids | cand_ids):
         if {side_a, side_b} & cand_ids and {side_a, side_b} & base_ids:
             if choice in ("tie", "both_bad"):
                 ties += choice == "tie"
@@ -48,21 +48,24 @@ def _interval(values: list[float]) -> Interval:
     return Interval(estimate.value, estimate.ci_low, estimate.ci_high, estimate.n)
 
 
-def _likert(session: Session, generation_ids: set[int]) -> list[float]:
-    if not generation_ids:
-        return []
-    stmt = select(Rating.likert).where(Rating.generation_id.in_(generation_ids), Rating.likert.is_not(None),
-                                       Rating.skipped.is_(False))
-    return [float(v) for v in session.execute(stmt).scalars() if v is not None]
+def _likert(session: Session, run_id: int, generation_ids: set[int]) -> list[float]:
+    # Selected by run and kept by id here: an IN list of every output's id would pass SQLite's and PostgreSQL's
+    # bound-parameter limits on a large run (32,766 and 65,535).
+    stmt = (select(Rating.generation_id, Rating.likert).join(Generation, Generation.id == Rating.generation_id)
+            .where(Generation.run_id == run_id, Rating.likert.is_not(None), Rating.skipped.is_(False)))
+    return [float(v) for gid, v in session.execute(stmt) if gid in generation_ids and v is not None]
 
 
-def _pairwise(session: Session, generation_ids: set[int]) -> list[tuple[str, int, int]]:
-    if not generation_ids:
-        return []
-    stmt = select(Rating.choice, Rating.side_a_generation_id, Rating.side_b_generation_id).where(
-        Rating.choice.is_not(None), Rating.skipped.is_(False),
-        or_(Rating.side_a_generation_id.in_(generation_ids), Rating.side_b_generation_id.in_(generation_ids)))
-    return [(str(c), int(a), int(b)) for c, a, b in session.execute(stmt) if a is not None and b is not None]
+def _pairwise(session: Session, run_ids: tuple[int, int], generation_ids: set[int]) -> list[tuple[str, int, int]]:
+    """The A/B votes on an output of these runs, kept when both sides are among ``generation_ids``."""
+    side_a, side_b = aliased(Generation), aliased(Generation)
+    stmt = (select(Rating.choice, Rating.side_a_generation_id, Rating.side_b_generation_id)
+            .join(side_a, side_a.id == Rating.side_a_generation_id)
+            .join(side_b, side_b.id == Rating.side_b_generation_id)
+            .where(Rating.choice.is_not(None), Rating.skipped.is_(False),
+                   or_(side_a.run_id.in_(run_ids), side_b.run_id.in_(run_ids))))
+    return [(str(c), int(a), int(b)) for c, a, b in session.execute(stmt)
+            if a is not None and b is not None and (a in generation_ids or b in generation_ids)]
 
 
 def _strengths(session: Session, suite_name: str) -> list[Strength]:

@@ -40,16 +40,27 @@ class RunData:
     totals: dict[str, OutputTotals]  # scorer -> its values over every output (not per item)
 
 
-def load_run(session: Session, run_id: int) -> RunData:
-    """The run's scores, items and metrics; raises ``ReportError`` when there is no such run."""
+# (suite id, item limit) -> item key -> what the report shows of the item
+SuiteItems = dict[tuple[int, int | None], dict[str, dict[str, Any]]]
+
+
+def load_run(session: Session, run_id: int, suite_items: SuiteItems | None = None) -> RunData:
+    """The run's scores, items and metrics; raises ``ReportError`` when there is no such run.
+
+    ``suite_items`` keeps each suite's items as read, for the next run of the same suite: runs compared with each
+    other mostly share one, and its items' JSON fields are the larger part of reading a run."""
     run = session.get(Run, run_id)
     if run is None:
         raise ReportError(f"no run with id {run_id} (see `evaltune runs`)")
     info = RunInfo(run.id, run.suite.name, run.suite.content_hash[:12], run.model_version.name,
                    run.model_version_id, run.created_at.isoformat(), seed=run.seed,
                    generation=dict(run.generation or {}), item_limit=run.item_limit, code_version=run.code_version)
+    known = suite_items if suite_items is not None else {}
+    version = (run.suite_id, run.item_limit)
+    if version not in known:
+        known[version] = _suite_items(session, run.suite_id, run.item_limit)
     scores, totals = _scores(session, run_id)
-    return RunData(info, scores, _items(session, run_id), list(run.metrics), totals)
+    return RunData(info, scores, _items(session, run_id, known[version]), list(run.metrics), totals)
 
 
 def _scores(session: Session, run_id: int) -> tuple[dict[str, dict[str, float]], dict[str, OutputTotals]]:
@@ -72,21 +83,30 @@ def _scores(session: Session, run_id: int) -> tuple[dict[str, dict[str, float]],
     return scores, totals
 
 
-def _items(session: Session, run_id: int) -> dict[str, dict[str, Any]]:
+def _suite_items(session: Session, suite_id: int, limit: int | None) -> dict[str, dict[str, Any]]:
+    """Each item of the suite version (its first ``limit``, as a run with --limit ran them): its tags, question,
+    context and references, by item key."""
+    stmt = select(SuiteItem.key, SuiteItem.tags, SuiteItem.input, SuiteItem.item_metadata, SuiteItem.context,
+                  SuiteItem.references).where(SuiteItem.suite_id == suite_id)
+    if limit is not None:
+        stmt = stmt.where(SuiteItem.position < limit)
+    return {key: {"tags": [str(t) for t in tags or []], "question": question_of(item_input, metadata),
+                  "context": context, "references": [str(r) for r in refs or []]}
+            for key, tags, item_input, metadata, context, refs in session.execute(stmt)}
+
+
+def _items(session: Session, run_id: int, suite_items: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     stmt = (
-        select(SuiteItem.key, SuiteItem.tags, SuiteItem.input, SuiteItem.item_metadata, SuiteItem.context,
-               SuiteItem.references, Generation.prompt, Generation.output, Generation.id, Generation.sample_index)
+        select(SuiteItem.key, Generation.prompt, Generation.output, Generation.id)
         .join(SuiteItem, SuiteItem.id == Generation.item_id)
         .where(Generation.run_id == run_id)
         .order_by(Generation.sample_index)
     )
     items: dict[str, dict[str, Any]] = {}
-    rows = session.execute(stmt)
-    for key, tags, item_input, metadata, context, refs, prompt, output, generation_id, _sample in rows:
-        entry = items.setdefault(key, {"tags": [str(t) for t in tags or []], "prompt": prompt,
-                                       "question": question_of(item_input, metadata), "context": context,
-                                       "references": [str(r) for r in refs or []],
-                                       "output": output, "generation_ids": []})
+    for key, prompt, output, generation_id in session.execute(stmt):
+        entry = items.get(key)
+        if entry is None:  # the first sample's prompt and output stand for the item
+            entry = items[key] = {**suite_items[key], "prompt": prompt, "output": output, "generation_ids": []}
         entry["generation_ids"].append(generation_id)
     return items
 

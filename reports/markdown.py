@@ -34,6 +34,18 @@ def md_cell(text: str, limit: int = 80) -> str:
     return flat.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def flips_left_out(report: Report) -> str:
+    """How many flipped items a page leaves out past the first ``FLIPS_SHOWN``, and the commands that list
+    them all; "" when none is left out. A report of two large runs can flip tens of thousands of items: the page
+    stays a summary whatever the runs' size."""
+    left = len(report.flipped) - FLIPS_SHOWN
+    if left <= 0:
+        return ""
+    return (f"{left} more flipped item{'s' if left > 1 else ''} not shown: "
+            f"`evaltune report {report.baseline.id} {report.candidate.id} --format json` lists every one, "
+            f"`evaltune runs outputs {report.candidate.id} --failures` the candidate's failed outputs.")
+
+
 def render_markdown(report: Report, gates: GateOutcome | None = None) -> str:
     """The verdict, the metric table, bias gaps, human ratings, flips and lineage (gates when given)."""
     b, c = report.baseline, report.candidate
@@ -110,7 +122,8 @@ def _flips(report: Report) -> list[str]:
     lines += [f"| {md_cell(f.key)} | {md_cell(f.question or f.prompt)} | {md_cell('; '.join(f.references), 40) or '—'}"
               f" | {md_cell(', '.join(f.lost))} | {md_cell(', '.join(f.gained))} | "
               f"{md_cell(f.baseline_output)} | {md_cell(f.candidate_output)} |" for f in report.flipped[:FLIPS_SHOWN]]
-    return lines
+    left_out = flips_left_out(report)
+    return lines + (["", left_out] if left_out else [])
 
 
 def _lineage(report: Report) -> list[str]:

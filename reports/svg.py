@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from html import escape
 
+import numpy as np
+
 from evaltune.reports.records import MetricComparison, TagBreakdown
 
 GOOD, BAD, NEUTRAL = "#1a7f37", "#cf222e", "#57606a"
@@ -82,19 +84,18 @@ def tag_heatmap(tags: list[TagBreakdown], direction: dict[str, bool]) -> str:
 
 def distribution_plot(name: str, baseline: list[float], candidate: list[float], bins: int = 10) -> str:
     """Histograms of one metric's per-item values in both runs (grey baseline, blue candidate)."""
-    values = [v for v in baseline + candidate if _finite(v)]
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    b_values, c_values = _finite_array(baseline), _finite_array(candidate)
+    values = np.concatenate([b_values, c_values])
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
     high = high if high > low else low + 1.0
     width, height, pad = 300, 150, 25
 
-    def counts(data: list[float]) -> list[int]:
-        out = [0] * bins
-        for v in data:
-            if _finite(v):
-                out[min(bins - 1, int((v - low) / (high - low) * bins))] += 1
-        return out
+    def counts(data: np.ndarray) -> list[int]:
+        # Whole arrays at once: a report of two 50,000-item runs draws 100,000 values per plot.
+        slots = np.minimum(bins - 1, ((data - low) / (high - low) * bins).astype(np.int64))
+        return [int(c) for c in np.bincount(slots, minlength=bins)]
 
-    b_counts, c_counts = counts(baseline), counts(candidate)
+    b_counts, c_counts = counts(b_values), counts(c_values)
     peak = max([*b_counts, *c_counts, 1])
     bar_w = (width - 2 * pad) / bins / 2
     body = [_text(width / 2, 14, name, "middle", 12)]
@@ -106,3 +107,8 @@ def distribution_plot(name: str, baseline: list[float], candidate: list[float], 
     body += [_text(pad, height - 8, f"{low:.2g}", "start", 10),
              _text(width - pad, height - 8, f"{high:.2g}", "end", 10)]
     return _svg(width, height, body, f"distribution of {name}")
+
+
+def _finite_array(values: list[float]) -> np.ndarray:
+    data = np.asarray(values, dtype=float)
+    return data[np.isfinite(data)]

@@ -25,7 +25,7 @@ from evaltune.db.evaluation import Run
 from evaltune.db.sweeps import Sweep, SweepCell, cell_label, list_sweeps
 from evaltune.metrics.stats.intervals import is_binary
 from evaltune.metrics.stats.paired import benjamini_hochberg
-from evaltune.reports.load import ReportError, RunData, load_run
+from evaltune.reports.load import ReportError, RunData, SuiteItems, load_run
 from evaltune.reports.metric_compare import compare_metrics, verdict
 from evaltune.reports.records import Interval, MetricComparison, json_safe
 from evaltune.suggestions import did_you_mean
@@ -162,7 +162,8 @@ def build_matrix(session: Session, sweep_id: int, baseline: str | None = None) -
     if chosen not in labels:
         raise ReportError(f"--baseline: sweep {sweep_id} has no cell '{baseline}'{did_you_mean(chosen, labels)}; "
                           f"its cells: {', '.join(labels)}")
-    runs = {c.run_id: load_run(session, c.run_id) for c in cells if c.run_id is not None}
+    suite_items: SuiteItems = {}  # the cells' runs share a few suite versions: each is read once
+    runs = {c.run_id: load_run(session, c.run_id, suite_items) for c in cells if c.run_id is not None}
     cell_runs = [runs.get(c.run_id) if c.run_id is not None else None for c in cells]
     statuses = _statuses(session, list(runs))
     base_at = labels.index(chosen)
