@@ -1,23 +1,25 @@
-"""The ``openai`` backend: any OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, Ollama, transformers serve).
+"""The ``openai`` backend: any OpenAI-compatible endpoint (vLLM, TGI, llama.cpp server, Ollama, transformers serve),
+or several serving the same model (``http://a:8000/v1,http://b:8000/v1``).
 
-Plain ``requests`` with a thread pool: requests go out concurrently and come back in request order;
-connection errors, 429 and 5xx are retried with exponential backoff. The API key is read from the
-environment and only ever put in the Authorization header, never in a message or a log line: every error
-this backend raises has the key (and any password written into the URL) replaced by ``***``, because servers
-and proxies echo headers and URLs back in their error messages.
+Plain ``requests`` with a thread pool: up to ``concurrency`` requests in flight, shared among the endpoints (each
+request goes to the one with the fewest in flight), answers in request order. Retries, Retry-After and the
+cool-down of a failing endpoint are in ``openai_endpoints``. The API key is read from the environment and only
+ever put in the Authorization header, never in a message or a log line: every error this backend raises has the
+key (and any password written into a URL) replaced by ``***``, because servers and proxies echo headers and URLs
+back in their error messages.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
+import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -33,37 +35,59 @@ from evaltune.harness.backends.base import (
     OutputsDone,
     Prompt,
 )
+from evaltune.harness.backends.openai_endpoints import (
+    RETRY_STATUS,
+    Endpoints,
+    check_probes,
+    probe,
+    reason,
+    retrying_session,
+)
+from evaltune.harness.backends.registry import DEFAULT_CONCURRENCY
 from evaltune.harness.prompts import render_prompt
 from evaltune.harness.suite import GenerationSettings, Item
 
 MODES = ("auto", "chat", "completions")
-_RETRY_STATUS = {429, 500, 502, 503, 504}
 _MAX_STOPS = 4  # the OpenAI API accepts at most four stop strings; the rest are applied client-side
+_log = logging.getLogger("evaltune.openai")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
 class OpenAIConfig:
-    """An endpoint (``base_url`` ends in /v1) and the model name it serves."""
+    """An endpoint (``base_url`` ends in /v1), or several separated by commas, and the model name they serve."""
 
     base_url: str
     model: str
     mode: str = "auto"  # auto: chat messages, or text where the suite says chat: never (harness.prompts)
     api_key: str | None = field(default=None, repr=False)  # None: EVALTUNE_OPENAI_API_KEY, then OPENAI_API_KEY
-    concurrency: int = 8
-    max_retries: int = 4
-    backoff_s: float = 0.5
+    concurrency: int = DEFAULT_CONCURRENCY  # requests in flight, shared among the endpoints
+    max_retries: int = 4  # per request and endpoint, on connection errors, 429 and 5xx
+    backoff_s: float = 0.5  # the wait before the second retry, doubling after (the first is at once)
+    jitter_s: float = 0.5  # up to this much more, at random, so that clients do not retry in step
+    max_retry_after_s: int = 60  # a Retry-After asking for longer is cut to this
+    cooldown_s: float = 30.0  # an endpoint that failed a request after its retries gets none for this long
     timeout_s: float = 300.0
     connect_timeout_s: float = 3.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise BackendError(f"openai mode '{self.mode}' is not one of {', '.join(MODES)}")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise BackendError(f"'{self.base_url}' is not an http(s) URL; write openai:http://HOST:PORT/v1")
+        for url in self.base_urls:
+            if not url.startswith(("http://", "https://")):
+                raise BackendError(f"'{url}' is not an http(s) URL; write openai:http://HOST:PORT/v1")
         if not self.model:
             raise BackendError(f"no model name for {self.base_url}; pass the name the server serves")
         if self.concurrency < 1 or self.max_retries < 0:
             raise BackendError("concurrency must be at least 1 and max_retries at least 0")
+        if min(self.backoff_s, self.jitter_s, self.max_retry_after_s, self.cooldown_s) < 0:
+            raise BackendError("backoff_s, jitter_s, max_retry_after_s and cooldown_s must be at least 0")
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """Each endpoint's base URL, in the order given."""
+        return tuple(url.strip().rstrip("/") for url in self.base_url.split(","))
 
 
 class EndpointRefused(BackendError):
@@ -90,19 +114,20 @@ class OpenAIBackend:
 
     def __init__(self, config: OpenAIConfig):
         self.config = config
-        self.base_url = config.base_url.rstrip("/")
-        self._session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=config.concurrency)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        urls = config.base_urls
+        self.base_url = ",".join(urls)  # as the user wrote it, for messages
+        # A lone endpoint never cools down: there is nowhere else to send its requests, so each one tries it.
+        self._endpoints = Endpoints(urls, config.cooldown_s if len(urls) > 1 else 0.0)
+        self._session = retrying_session(config.concurrency, len(urls), config.max_retries, config.backoff_s,
+                                         config.jitter_s, config.max_retry_after_s)
         key = config.api_key or settings.openai_api_key()
-        if key:
-            self._session.headers["Authorization"] = f"Bearer {key}"
-        password = urlsplit(self.base_url).password
-        self._secrets = [s for s in (key, password, unquote(password or "")) if s]
+        self._auth = {"Authorization": f"Bearer {key}"} if key else {}
+        self._session.headers.update(self._auth)
+        passwords = [urlsplit(url).password or "" for url in urls]
+        self._secrets = [s for s in (key, *passwords, *map(unquote, passwords)) if s]
         with self._hiding():
-            self._listing = self._probe()
-        self._fingerprint = _fingerprint(self.base_url, config.model, self._listing)
+            listing = self._probe_all()
+        self._fingerprint = _fingerprint(urls, config.model, listing)
 
     @property
     def fingerprint(self) -> str:
@@ -130,23 +155,21 @@ class OpenAIBackend:
         ``harness.prompts.prompt_for``: the same two steps)."""
         return self.model_input(render_prompt(Item("prompt", prompt), settings, self.accepts))
 
+    @property
+    def requests_sent(self) -> Mapping[str, int]:
+        """How many requests each endpoint has been sent (a retry on the same endpoint is not counted again)."""
+        return self._endpoints.sent()
+
     def generate(self, requests: Sequence[GenerationRequest],
                  on_output: OutputsDone | None = None) -> list[Completion]:
         """One completion per request, in request order; up to ``concurrency`` requests in flight.
         ``on_output`` (see ``Backend.generate``) is told of each answer as it arrives, in the calling thread."""
-        with self._hiding(), ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
-            futures = [pool.submit(self._generate_one, request) for request in requests]
-            for future in as_completed(futures):
-                future.result()  # the first failure stops the batch here
-                if on_output is not None:
-                    on_output(1)
-            return [future.result() for future in futures]
+        return self._in_flight(self._generate_one, requests, on_output)
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[Loglikelihood]:
         """Via /completions with echo and logprobs, as lm-eval's local-completions does. Raises BackendError
         when the endpoint does not return prompt log-probabilities."""
-        with self._hiding(), ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
-            return list(pool.map(self._loglikelihood_one, requests))
+        return self._in_flight(self._loglikelihood_one, requests)
 
     def complete_with_logprobs(self, prompts: Sequence[Prompt], max_tokens: int,
                                top_logprobs: int = 20) -> list[ScoredCompletion]:
@@ -155,11 +178,27 @@ class OpenAIBackend:
         ``top_logprobs``), text to /completions (``logprobs: N``). A server that refuses log-probabilities
         (400 naming them) is asked again without; one that ignores them gives empty ``top_logprobs``.
         In request order, ``concurrency`` in flight, with this backend's retries; errors never show a secret."""
-        with self._hiding(), ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
-            return list(pool.map(lambda prompt: self._scored_one(prompt, max_tokens, top_logprobs), prompts))
+        return self._in_flight(lambda prompt: self._scored_one(prompt, max_tokens, top_logprobs), prompts)
 
     def close(self) -> None:
         self._session.close()
+
+    def _in_flight(self, work: Callable[[T], R], items: Sequence[T], on_output: OutputsDone | None = None) -> list[R]:
+        """``work`` on every item, up to ``concurrency`` at once, results in item order. The first failure cancels
+        what has not started (a dead cluster must not be asked thousands more times) and is raised."""
+        if not items:
+            return []
+        with self._hiding(), ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(items))) as pool:
+            futures = [pool.submit(work, item) for item in items]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+                    if on_output is not None:
+                        on_output(1)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            return [future.result() for future in futures]
 
     @contextmanager
     def _hiding(self) -> Iterator[None]:
@@ -168,9 +207,7 @@ class OpenAIBackend:
         try:
             yield
         except BackendError as error:
-            message = str(error)
-            for secret in self._secrets:
-                message = message.replace(secret, "***")
+            message = self._hidden(str(error))
             if message == str(error):
                 raise
             if isinstance(error, EndpointRefused):  # its status still decides what the caller tries next
@@ -238,43 +275,67 @@ class OpenAIBackend:
         greedy = all(tops[i] is None or float(values[i]) >= max(tops[i].values()) - 1e-6 for i in picked)
         return Loglikelihood(total, greedy, len(picked))
 
-    def _probe(self) -> dict[str, Any] | None:
-        """GET /models with a short connect timeout: fails fast when nothing listens. Returns the entry for
-        our model when the server lists it (not every server can: transformers serve fails on local folders)."""
-        try:
-            response = self._session.get(self.base_url + "/models", timeout=(self.config.connect_timeout_s, 30))
-        except requests.RequestException as exc:
-            raise BackendError(f"cannot reach {self.base_url}: {_reason(exc)}; is the server running?") from exc
-        if response.status_code == 401:
-            raise BackendError(f"{self.base_url} refused the API key (401); set EVALTUNE_OPENAI_API_KEY")
-        try:
-            entries = response.json().get("data", []) if response.ok else []
-        except ValueError:
-            entries = []
-        return next((e for e in entries if isinstance(e, dict) and e.get("id") == self.config.model), None)
+    def _probe_all(self) -> Mapping[str, Any] | None:
+        """Ask every endpoint what it serves, at once. Refuses (BackendError) when none answers or, with several,
+        when they serve different models; one that does not answer cools down, with a warning naming it."""
+        urls = self.config.base_urls
+        with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+            probes = list(pool.map(lambda url: probe(url, self.config.model, self._auth, self.config.connect_timeout_s),
+                                   urls))
+        listing = check_probes(probes, self.config.model)
+        silent = [p for p in probes if p.problem is not None]
+        for p in silent:
+            self._endpoints.set_down(p.url, str(p.problem))
+        if silent:
+            _log.warning("%s; starting with the other %d endpoint(s), asking again after %.0f s",
+                         self._hidden("; ".join(str(p.problem) for p in silent)), len(urls) - len(silent),
+                         self.config.cooldown_s)
+        return listing
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST with retries on connection errors, 429 and 5xx (exponential backoff, Retry-After honoured)."""
-        url = self.base_url + path
-        timeout = (self.config.connect_timeout_s, self.config.timeout_s)
-        for attempt in range(self.config.max_retries + 1):
-            wait = self.config.backoff_s * 2**attempt
+        """POST to the endpoint with the fewest requests in flight; when it fails after its retries, cool it down
+        and send the request to another. Raises BackendError, naming each endpoint's last error, when none is left;
+        EndpointRefused at once for an answer that retrying cannot fix (4xx other than 429)."""
+        tried: set[str] = set()
+        while (endpoint := self._endpoints.take(tried)) is not None:
+            tried.add(endpoint.url)
             try:
-                response = self._session.post(url, json=body, timeout=timeout)
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                problem = f"cannot reach {url}: {_reason(exc)}; is the server running?"
-            except requests.Timeout as exc:
-                raise BackendError(f"{url} did not answer within {self.config.timeout_s:.0f} s ({exc})") from exc
-            else:
-                if response.ok:
-                    return _json(response, url)
-                problem = f"{url} answered {response.status_code}: {_server_message(response)}"
-                if response.status_code not in _RETRY_STATUS:
-                    raise EndpointRefused(problem, response.status_code)
-                wait = _retry_after(response, wait)
-            if attempt < self.config.max_retries:
-                time.sleep(wait)
-        raise BackendError(f"{problem} (after {self.config.max_retries} retries)")
+                data = self._post_to(endpoint.url + path, body)
+            except _EndpointDown as down:
+                self._endpoints.done(endpoint, str(down))
+                continue
+            except BaseException:
+                self._endpoints.done(endpoint)
+                raise
+            self._endpoints.done(endpoint)
+            return data
+        raise BackendError(self._endpoints.failure())
+
+    def _post_to(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One POST, with the session's retries on this endpoint. Raises _EndpointDown when it still failed."""
+        try:
+            response = self._session.post(url, json=body, timeout=(self.config.connect_timeout_s,
+                                                                   self.config.timeout_s))
+        except requests.ReadTimeout as exc:
+            raise _EndpointDown(f"{url} did not answer within {self.config.timeout_s:.0f} s") from exc
+        except requests.RequestException as exc:  # refused or reset, still after the retries
+            raise _EndpointDown(f"cannot reach {url}: {reason(exc)}; is the server running? "
+                                f"(after {self.config.max_retries} retries)") from exc
+        if response.ok:
+            return _json(response, url)
+        problem = f"{url} answered {response.status_code}: {_server_message(response)}"
+        if response.status_code in RETRY_STATUS:
+            raise _EndpointDown(f"{problem} (after {self.config.max_retries} retries)")
+        raise EndpointRefused(problem, response.status_code)
+
+    def _hidden(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+class _EndpointDown(Exception):
+    """An endpoint failed a request after its retries (never leaves this module: another endpoint is tried)."""
 
 
 def _completion(data: dict[str, Any], chat: bool, stops: Sequence[str], latency: float) -> Completion:
@@ -318,10 +379,12 @@ def _scored_completion(data: dict[str, Any], chat: bool) -> ScoredCompletion:
     return ScoredCompletion(text, tokens, tops)
 
 
-def _fingerprint(base_url: str, model: str, listing: dict[str, Any] | None) -> str:
-    # Only the stable fields of the listing: vLLM, for one, reports "created" as the time of the request.
-    stable = {k: v for k, v in (listing or {}).items() if k in ("id", "root", "parent", "owned_by", "max_model_len")}
-    payload = {"base_url": base_url, "model": model, "listing": stable}
+def _fingerprint(urls: Sequence[str], model: str, listing: Mapping[str, Any] | None) -> str:
+    """One endpoint: from its URL, the model name and the stable fields of its /models entry, as always. Several:
+    the same, over the set of URLs (their order does not matter), since one name at other addresses may be
+    other weights, and a cache filled by one cluster must not answer for another."""
+    where: dict[str, Any] = {"base_url": urls[0]} if len(urls) == 1 else {"base_urls": sorted(urls)}
+    payload = {**where, "model": model, "listing": dict(listing or {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -343,19 +406,3 @@ def _server_message(response: requests.Response) -> str:
         return str(message)[:300]
     except ValueError:
         return response.text[:300] or response.reason
-
-
-def _retry_after(response: requests.Response, default: float) -> float:
-    value = response.headers.get("Retry-After", "")
-    return min(float(value), 30.0) if value.replace(".", "", 1).isdigit() else default
-
-
-def _reason(exc: Exception) -> str:
-    """The useful part of a requests error ("[Errno 111] Connection refused"), not its 300-character repr."""
-    text = str(exc)
-    match = re.search(r"\[Errno -?\d+\][^'\")]*", text)
-    if match:
-        return match.group(0).strip()
-    if "timed out" in text.lower():
-        return "connection timed out"
-    return type(exc).__name__

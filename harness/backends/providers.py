@@ -65,10 +65,37 @@ class HFProvider:
 
 @backend("openai")
 class OpenAIProvider:
-    """Any OpenAI-compatible endpoint: ``openai:http://HOST:PORT/v1`` with ``--model-name``."""
+    """Any OpenAI-compatible endpoint, or several serving one model: ``openai:http://HOST:PORT/v1[,http://...]``
+    with ``--model-name``."""
 
     def resolve(self, target: str, request: ModelRequest) -> ResolvedModel:
-        spec, url = f"openai:{target}", target.strip()
+        spec = f"openai:{target}"
+        bases = _endpoint_bases(spec, target)
+        if not request.model_name:
+            raise BackendError(f"'{spec}' needs the name of the model the server serves; pass --model-name NAME "
+                               f"(see {bases[0]}/models)")
+        if request.adapter:
+            raise BackendError(
+                f"an adapter cannot be applied to the endpoint in '{spec}'; load it on the server "
+                "(for vLLM: --lora-modules NAME=PATH) and pass --model-name NAME"
+            )
+        name = request.model_name
+        hosts = ",".join(urlsplit(base).netloc for base in bases)
+        return ResolvedModel("openai", ",".join(bases), name, None, f"{name} @ {hosts}")
+
+    def load(self, model: ResolvedModel, options: LoadOptions) -> Backend:
+        from evaltune.harness.backends.openai import OpenAIBackend, OpenAIConfig
+
+        return OpenAIBackend(OpenAIConfig(model.location, model.served_model or "", concurrency=options.concurrency))
+
+
+def _endpoint_bases(spec: str, target: str) -> tuple[str, ...]:
+    """The base URL of each comma-separated endpoint in ``target``, checked and written out in full. Raises
+    BackendError naming the entry at fault (never echoing a URL that holds a password)."""
+    urls = [url.strip() for url in target.split(",")]
+    several = len(urls) > 1
+    bases: list[str] = []
+    for url in urls:
         parts = urlsplit(url)
         if parts.username or parts.password:
             # Refused without echoing the URL: what sits before the @ is often an API key.
@@ -76,24 +103,17 @@ class OpenAIProvider:
                 "the openai: endpoint URL holds a user name or password (before '@'); remove it from the URL and "
                 "put the key in EVALTUNE_OPENAI_API_KEY, so that it is never stored, printed or reported"
             )
+        if several and not url:
+            raise BackendError(f"'{spec}' has an empty endpoint (a comma at an end, or two in a row); "
+                               "write openai:http://HOST:PORT/v1,http://HOST2:PORT/v1")
         if parts.scheme not in ("http", "https") or not parts.netloc:
+            if several:
+                raise BackendError(f"'{spec}': '{url}' has no http(s) URL; write each endpoint as "
+                                   "http://HOST:PORT/v1, separated by commas")
             raise BackendError(f"'{spec}' has no http(s) URL; write openai:http://HOST:PORT/v1")
-        if not request.model_name:
-            raise BackendError(
-                f"'{spec}' needs the name of the model the server serves; pass --model-name NAME (see {url}/models)"
-            )
-        if request.adapter:
-            raise BackendError(
-                f"an adapter cannot be applied to the endpoint in '{spec}'; load it on the server "
-                "(for vLLM: --lora-modules NAME=PATH) and pass --model-name NAME"
-            )
         # "http://host:8000" means the usual OpenAI prefix; any explicit path is kept as written.
-        path = parts.path.rstrip("/") or "/v1"
-        base = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-        name = request.model_name
-        return ResolvedModel("openai", base, name, None, f"{name} @ {parts.netloc}")
-
-    def load(self, model: ResolvedModel, options: LoadOptions) -> Backend:
-        from evaltune.harness.backends.openai import OpenAIBackend, OpenAIConfig
-
-        return OpenAIBackend(OpenAIConfig(model.location, model.served_model or "", concurrency=options.concurrency))
+        base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") or "/v1", "", ""))
+        if base in bases:
+            raise BackendError(f"'{spec}' names the endpoint {base} twice; name each endpoint once")
+        bases.append(base)
+    return tuple(bases)
