@@ -3,6 +3,8 @@
 ``evaluate_models`` is the whole of ``evaltune run``: one model on a suite asked one way is ``evaluate`` (one run);
 several models, or a suite with prompt variants (``prompts:``), is a sweep (``harness.sweep.run_sweep``): every
 variant on every model, each cell a run. This is where the parts are wired together; each stays usable on its own.
+Under ``accelerate launch`` or ``torchrun``, ``evaluate_models`` in every process makes one data-parallel run
+(``harness.distributed``): each process generates a shard, the main one scores and returns the run's outcome.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from evaltune import settings
-from evaltune.db.engine import open_store
+from evaltune.db.engine import database_url, open_store, safe_url
 from evaltune.db.evaluation import ModelVersion
 from evaltune.errors import UserError
 from evaltune.harness.backends.registry import DEFAULT_BACKEND, LoadOptions, split_spec
+from evaltune.harness.distributed import SINGLE, Launch, current_launch
 from evaltune.harness.loaders import load_suite
 from evaltune.harness.model_resolution import ResolvedModel, resolve_model, stored_model_id
 from evaltune.harness.prompt_variants import with_variant
@@ -130,7 +133,12 @@ def evaluate_models(
     name and adapter replaced by ``models[0]``'s); several models, or a suite with ``prompts:``, a sweep of every
     variant on every model (``request``'s model fields unused). Progress goes to ``on_progress`` for one run and to
     ``on_cell_progress`` (with the cell's label) for a sweep. ``one_run_only``: a sweep is refused with this reason
-    (``UserError``) before anything is stored."""
+    (``UserError``) before anything is stored.
+
+    Started by ``accelerate launch`` or ``torchrun`` (``current_launch``), every process shares the run (each
+    sweep cell) and counts its own shard's progress; only the main process's outcome carries the metrics."""
+    launch = current_launch()
+    _check_shared_store(launch, request.store_url)
     suite = _load_checked(request, status)
     if one_run_only is not None and (len(models) > 1 or suite.variants):
         raise UserError(one_run_only)
@@ -138,10 +146,24 @@ def evaluate_models(
     try:
         if len(models) == 1 and not suite.variants:
             one = replace(request, model=models[0].spec, model_name=models[0].model_name, adapter=models[0].adapter)
-            return _evaluate_in(store.sessions, one, suite, status, on_progress)
-        return SweepEvaluation(_sweep_in(store.sessions, request, models, suite, status, on_cell_progress), suite)
+            evaluation: Evaluation | SweepEvaluation = _evaluate_in(store.sessions, one, suite, status, on_progress,
+                                                                    launch)
+        else:
+            evaluation = SweepEvaluation(_sweep_in(store.sessions, request, models, suite, status, on_cell_progress,
+                                                   launch), suite)
     finally:
         store.close()
+    launch.close()
+    return evaluation
+
+
+def _check_shared_store(launch: Launch, url: str | None) -> None:
+    """Refuse a launch over several machines into a SQLite file: each machine would write a store of its own."""
+    url = url or database_url()
+    if launch.machines > 1 and url.startswith("sqlite"):
+        raise UserError(f"this launch runs on {launch.machines} machines but the store is a SQLite file "
+                        f"({safe_url(url)}) that only one machine reaches: set EVALTUNE_DB_URL to a PostgreSQL "
+                        "database every machine reaches (postgresql+psycopg://...)")
 
 
 def evaluate(
@@ -192,7 +214,7 @@ def _options(request: EvaluateRequest) -> RunOptions:
 
 
 def _evaluate_in(sessions: sessionmaker[Session], request: EvaluateRequest, suite: SuiteSpec, status: Status,
-                 on_progress: Callable[[int, int], None] | None) -> Evaluation:
+                 on_progress: Callable[[int, int], None] | None, launch: Launch = SINGLE) -> Evaluation:
     model = _resolve(request, sessions)
     status(f"loading {model.display_name} ...")
     started = time.perf_counter()
@@ -201,14 +223,14 @@ def _evaluate_in(sessions: sessionmaker[Session], request: EvaluateRequest, suit
     items = len(suite.items) if request.limit is None else min(request.limit, len(suite.items))
     status(f"loaded in {load_s:.1f}s; running {suite.name} ({items} items)")
     try:
-        outcome = run_suite(sessions, suite, backend, model.record(), _options(request), on_progress)
+        outcome = run_suite(sessions, suite, backend, model.record(), _options(request), on_progress, launch)
     finally:
         backend.close()
     return Evaluation(outcome, suite, model, load_s)
 
 
 def _sweep_in(sessions: sessionmaker[Session], request: EvaluateRequest, models: Sequence[ModelChoice],
-              suite: SuiteSpec, status: Status, on_progress: CellProgress | None) -> SweepOutcome:
+              suite: SuiteSpec, status: Status, on_progress: CellProgress | None, launch: Launch) -> SweepOutcome:
     # Every model is resolved before any loads: a typo in the third --model fails the sweep before it starts.
     resolved = [SweepModel(choice.spec, _resolve(replace(request, model=choice.spec, model_name=choice.model_name,
                                                          adapter=choice.adapter), sessions))
@@ -218,7 +240,7 @@ def _sweep_in(sessions: sessionmaker[Session], request: EvaluateRequest, models:
     status(f"sweep of {suite.name}: {max(1, len(suite.variants))} prompt variant(s) x {len(resolved)} model(s) = "
            f"{cells} runs of {items} items")
     return run_sweep(sessions, suite, resolved, _options(request), status=status, on_progress=on_progress,
-                     load=lambda model: model.load(request.load))
+                     load=lambda model: model.load(request.load), launch=launch)
 
 
 def _resolve(request: EvaluateRequest, sessions: sessionmaker[Session]) -> ResolvedModel:

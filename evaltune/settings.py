@@ -151,6 +151,28 @@ def embedding_model() -> str:
     return _raw("EMBEDDING_MODEL")
 
 
+DEVICES = ("cpu", "cuda", "cuda:N", "auto")
+
+
+def scoring_device() -> str:
+    """Where the models that score outputs run (MiniLM embeddings, BERTScore, a local NLI classifier):
+    ``$EVALTUNE_SCORING_DEVICE``, one of cpu (the default), cuda, cuda:N (a GPU's index) or auto (the first GPU
+    when there is one, else the CPU). ``evaltune score --device`` sets it for its own process."""
+    value = _raw("SCORING_DEVICE").lower() or "cpu"
+    kind, colon, index = value.partition(":")
+    if value in ("cpu", "cuda", "auto") or (kind == "cuda" and colon and index.isdigit()):
+        return value
+    raise SettingError(f"{PREFIX}SCORING_DEVICE: '{value}' is not one of {', '.join(DEVICES)}; "
+                       "set it to one (default cpu) or unset it")
+
+
+def use_scoring_device(device: str) -> None:
+    """Make ``device`` the scoring models' device in this process and the processes it starts (what
+    ``evaltune score --device`` does); checked the same way as the variable."""
+    os.environ[PREFIX + "SCORING_DEVICE"] = device
+    scoring_device()
+
+
 def named_model(kind: str) -> tuple[str, str]:
     """The model a scorer of ``kind`` ("NLI" or "JUDGE") should use, and its served name for an endpoint:
     ``$EVALTUNE_NLI_MODEL`` / ``$EVALTUNE_NLI_MODEL_NAME`` and the same for the judge."""

@@ -10,6 +10,11 @@ from the cache and scored by the same code, so a new row would only repeat it.
 Outputs already made by any earlier run with the same cache key are copied, not regenerated.
 Each batch is written in its own transaction, so a kill loses at most one batch. Every write survives a
 short loss of the store (a PostgreSQL restart) by redoing its transaction (``db.engine.in_transaction``).
+
+Under ``accelerate launch`` or ``torchrun`` (``launch``: ``harness.distributed``) every process runs this same
+call: the main process creates or resumes the run, then each process generates the missing outputs of its own
+shard of the work into that run, and once all are done the main process makes anything still missing, scores
+the run and completes it. A relaunch after a kill resumes the run like a single process does.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from evaltune.db.base import utcnow
 from evaltune.db.engine import in_transaction
 from evaltune.db.evaluation import Run
 from evaltune.harness.backends.base import Backend, OutputsDone, generate_with_progress
+from evaltune.harness.distributed import SINGLE, Launch
 from evaltune.harness.judges.config import JudgeSpec, configured_judge
 from evaltune.harness.judges.judge import check_judge
 from evaltune.harness.model_resolution import ModelRecord
@@ -79,12 +85,17 @@ def run_suite(
     model: ModelRecord,
     options: RunOptions = RunOptions(),
     on_progress: ProgressCallback | None = None,
+    launch: Launch = SINGLE,
 ) -> RunOutcome:
     """Generate, store and score ``suite`` on ``backend``; return the run's id and metrics.
 
     ``model`` is the model version the run belongs to (``ResolvedModel.record``), registered if new. The whole
     suite is stored as its version; ``options.limit`` limits the run, not the version, so a full run and a
     limited one pair on the items they share.
+
+    In a data-parallel ``launch`` every process calls this with the same arguments; ``on_progress`` counts this
+    process's shard. The main process returns the whole run's outcome (counts summed over the processes); the
+    others return their own counts, with no metrics or stats.
     """
     started = time.perf_counter()
     suite = _apply_options(suite, options)
@@ -102,12 +113,17 @@ def run_suite(
 
     # Every prompt is rendered before anything is stored: an item the model cannot take fails the run up front.
     planned = _plan(backend, suite, items, options.seed, scorers)
-    run_id, item_ids, state = in_transaction(sessions, start)
+    run_id, item_ids, state = launch.main_first(partial(in_transaction, sessions, start))
     if state == "reused":
         return in_transaction(sessions, partial(_reused_outcome, run_id=run_id, started=started))
     resumed = state == "resumed"
     work = [replace(w, item_row_id=item_ids[w.item.id]) for w in planned]
-    counts = _generate_missing(sessions, run_id, backend, suite, work, on_progress)
+    counts = _generate_missing(sessions, run_id, backend, suite, launch.shard(work), on_progress)
+    every_count = launch.gather(counts)  # also the barrier: every shard is stored past this line
+    if not launch.is_main:
+        return RunOutcome(run_id, resumed, counts["generated"], counts["from_cache"], counts["already_stored"],
+                          [], {})
+    counts = {key: sum(c[key] for c in every_count) for key in counts}
     _redo_lost(sessions, run_id, backend, suite, work)
     generation_s = time.perf_counter() - started
 

@@ -7,6 +7,8 @@ A suite's variants come from its ``prompts:`` (``harness.prompt_variants``); a s
 run ``evaltune run`` would make of that variant's suite on that model (same fingerprint, so the same cache,
 resume and reuse). The sweep is found again by its fingerprint, so the same call after a kill resumes it: cells
 whose run completed are reused without generating, the interrupted run is resumed, the rest are run.
+Under ``accelerate launch`` (``launch``) every process runs the whole sweep, each cell sharded as one run is
+(``harness.runner``): the main process records the sweep first and alone links and finishes it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from evaltune.db.base import utcnow
 from evaltune.db.engine import in_transaction
 from evaltune.db.sweeps import Sweep, SweepCell, cell_label, find_sweep
 from evaltune.harness.backends.base import Backend
+from evaltune.harness.distributed import SINGLE, Launch
 from evaltune.harness.model_resolution import ResolvedModel
 from evaltune.harness.prompt_variants import variant_names, with_variant
 from evaltune.harness.runner import RunOptions, RunOutcome, run_judge, run_suite
@@ -77,6 +80,7 @@ def run_sweep(
     status: Status = lambda line: None,
     on_progress: CellProgress | None = None,
     load: Callable[[ResolvedModel], Backend] = lambda model: model.load(),
+    launch: Launch = SINGLE,
 ) -> SweepOutcome:
     """Run every variant of ``suite`` on every model of ``models`` into the store as one sweep; return its cells'
     runs in the order run (model by model, each model's variants in file order).
@@ -108,12 +112,12 @@ def run_sweep(
             try:
                 # Stored once the first model has loaded: a model that cannot load leaves nothing behind.
                 if sweep is None:
-                    sweep = in_transaction(sessions, start, lost_race_too=True)
+                    sweep = launch.main_first(partial(in_transaction, sessions, start, lost_race_too=True))
                     status(f"sweep {sweep[0]}: " + ("found again; runs that completed are reused, an interrupted "
                                                     "one resumes" if sweep[1] else "new"))
                 for variant in variants:
                     cells.append(_run_cell(sessions, sweep[0], suites[variant], variant, model, backend, options,
-                                           status, on_progress))
+                                           status, on_progress, launch))
             finally:
                 backend.close()
     except BaseException:
@@ -122,7 +126,8 @@ def run_sweep(
                 in_transaction(sessions, partial(_finish, sweep_id=sweep[0], state="failed"), wait_s=0)
         raise
     assert sweep is not None  # models is not empty
-    in_transaction(sessions, partial(_finish, sweep_id=sweep[0], state="completed"))
+    if launch.is_main:
+        in_transaction(sessions, partial(_finish, sweep_id=sweep[0], state="completed"))
     return SweepOutcome(sweep[0], sweep[1], tuple(cells), round(load_s, 3), round(time.perf_counter() - started, 3))
 
 
@@ -194,11 +199,13 @@ def _start_or_resume(session: Session, suite: SuiteSpec, spec: dict[str, Any], m
 
 
 def _run_cell(sessions: sessionmaker[Session], sweep_id: int, suite: SuiteSpec, variant: str, model: SweepModel,
-              backend: Backend, options: RunOptions, status: Status, on_progress: CellProgress | None
-              ) -> CellOutcome:
+              backend: Backend, options: RunOptions, status: Status, on_progress: CellProgress | None,
+              launch: Launch) -> CellOutcome:
     label = cell_label(variant, model.label)
     progress = None if on_progress is None else partial(on_progress, label)
-    outcome = run_suite(sessions, suite, backend, model.model.record(), options, progress)
+    outcome = run_suite(sessions, suite, backend, model.model.record(), options, progress, launch)
+    if not launch.is_main:
+        return CellOutcome(variant, model.label, outcome)
     in_transaction(sessions, partial(_link_run, sweep_id=sweep_id, variant=variant, model_label=model.label,
                                      run_id=outcome.run_id))
     how = ("reused, nothing generated" if outcome.reused else

@@ -14,7 +14,9 @@ from evaltune.progress import Progress, silenced
 from evaltune.summary import format_summary
 
 if TYPE_CHECKING:
-    from evaltune.evaluate import SweepEvaluation
+    from collections.abc import Callable
+
+    from evaltune.evaluate import Evaluation, SweepEvaluation
 
 
 @click.command()
@@ -72,6 +74,9 @@ def run(suite: str, models: tuple[str, ...], adapter: str | None, model_names: t
     Several --model, or a suite with prompt variants (prompts:), make a sweep: every variant on every model, each
     an ordinary run, recorded together. It prints the sweep's id and its matrix (each cell against the first;
     'evaltune sweeps show N --baseline CELL' picks another). The same command resumes an interrupted sweep.
+
+    Under 'accelerate launch' or 'torchrun' every process shares one run (each cell of a sweep): each generates a
+    disjoint shard of the outputs, the main process scores and prints the summary, the others one line each.
     """
     if gate_file and baseline is None:
         raise UserError("--gate needs --baseline RUN_ID (the run to compare against)")
@@ -82,6 +87,8 @@ def run(suite: str, models: tuple[str, ...], adapter: str | None, model_names: t
         with report_errors():  # a bad gate file should fail before the run, not after it
             load_gates(gate_file)
     from evaltune.evaluate import EvaluateRequest, Evaluation, evaluate_models, pair_models
+    from evaltune.harness.backends.devices import check_placement
+    from evaltune.harness.distributed import current_launch
     from evaltune.harness.judges.config import judge_from_options
     from evaltune.harness.suite import SettingsOverrides
 
@@ -93,6 +100,8 @@ def run(suite: str, models: tuple[str, ...], adapter: str | None, model_names: t
         judge_spec = judge_from_options(judge, judge_model_name)
         load = LoadOptions(dtype=dtype, device=device, concurrency=concurrency, tensor_parallel=tensor_parallel,
                            data_parallel=data_parallel)
+        check_placement([choice.spec for choice in choices], load)  # a missing GPU fails before anything loads
+        launch = current_launch()  # accelerate launch / torchrun: this process's place (one process otherwise)
     request = EvaluateRequest(
         suite=suite, model=choices[0].spec, adapter=choices[0].adapter, model_name=choices[0].model_name,
         seed=seed, scorers=scorer_names, batch_size=batch_size, limit=limit, settings=overrides, judge=judge_spec,
@@ -102,16 +111,40 @@ def run(suite: str, models: tuple[str, ...], adapter: str | None, model_names: t
     one_run_only = None if baseline is None else (
         "--baseline compares one run with a stored run; a sweep compares its cells: leave --baseline out and "
         "use 'evaltune sweeps show N --baseline CELL' after it")
-    with user_errors(), silenced(as_json), Progress("generating", unit="output") as progress, \
+    # Under a launch only the main process talks; its bar counts its own shard of the outputs.
+    with user_errors(), silenced(as_json or not launch.is_main), Progress("generating", unit="output") as progress, \
             _CellBars() as cell_bars:
-        evaluation = evaluate_models(request, choices, on_progress=progress.update_to,
+        evaluation = evaluate_models(request, choices, status=_status(launch.is_main), on_progress=progress.update_to,
                                      on_cell_progress=cell_bars.update_to, one_run_only=one_run_only)
+    if not launch.is_main:
+        click.echo(_shard_line(launch.rank, evaluation), err=True)
+        return
     if not isinstance(evaluation, Evaluation):
         _print_sweep(evaluation, as_json)
         return
     click.echo(format_summary(evaluation, as_json=as_json, show_all=show_all))
     if baseline is not None:
         _compare(baseline, evaluation.outcome.run_id, gate_file)
+
+
+def _status(shown: bool) -> Callable[[str], None]:
+    """Where the run's status lines go: standard error, or nowhere (a launch's processes other than the main)."""
+    if shown:
+        return lambda line: click.echo(line, err=True)
+    return lambda _line: None
+
+
+def _shard_line(rank: int, evaluation: Evaluation | SweepEvaluation) -> str:
+    """The one line a launch's process other than the main prints: the outputs it added, and to which run."""
+    from evaltune.evaluate import Evaluation
+
+    if isinstance(evaluation, Evaluation):
+        outcomes, where = [evaluation.outcome], f"run {evaluation.outcome.run_id}"
+    else:
+        outcomes, where = [cell.outcome for cell in evaluation.outcome.cells], f"sweep {evaluation.outcome.sweep_id}"
+    generated = sum(o.generated for o in outcomes)
+    copied = sum(o.from_cache for o in outcomes)
+    return f"rank {rank}: {generated + copied} outputs ({generated} generated, {copied} from cache) into {where}"
 
 
 class _CellBars:

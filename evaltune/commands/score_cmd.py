@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 @click.option("--judge", metavar="MODEL", help="With RUN_ID: the judge model for llm-rubric and judge scorers (a local "
               "folder or openai:URL; default: EVALTUNE_JUDGE_MODEL).")
 @click.option("--judge-model-name", metavar="NAME", help="The model name the --judge endpoint serves.")
+@click.option("--device", metavar="DEVICE", help="Where the scoring models (MiniLM, BERTScore, an NLI model) and a "
+              "local judge run: cpu, cuda, cuda:N or auto (default: EVALTUNE_SCORING_DEVICE, else cpu).")
 def score(run_id: int | None, scorers: str, input_file: str | None, output_file: str | None, judge: str | None,
-          judge_model_name: str | None) -> None:
+          judge_model_name: str | None, device: str | None) -> None:
     """Score a stored run again without regenerating, or score outputs from a JSONL file.
 
     Each --input line is a JSON object with "output" and any of "prompt", "reference",
@@ -45,6 +47,10 @@ def score(run_id: int | None, scorers: str, input_file: str | None, output_file:
     from evaltune import settings
 
     settings.apply_threads()  # scorers that load a model (embeddings, BERTScore) run on this many threads
+    if device is not None:
+        _use_device(device)
+    with user_errors():
+        settings.scoring_device()  # a misspelt EVALTUNE_SCORING_DEVICE fails before anything is scored
     if input_file is not None:
         from evaltune.score_file import score_file
 
@@ -56,12 +62,35 @@ def score(run_id: int | None, scorers: str, input_file: str | None, output_file:
         from evaltune.harness.judges.config import judge_from_options
 
         with user_errors():
-            judge_spec = judge_from_options(judge, judge_model_name)
+            judge_spec = _placed(judge_from_options(judge, judge_model_name), device)
         metrics = _rescore_run(run_id, names, judge_spec)
     from evaltune.summary import metrics_table
 
     # With the scored lines on stdout, the table goes to stderr so the JSONL stays clean.
     click.echo(metrics_table(metrics), err=input_file is not None and not output_file)
+
+
+def _use_device(device: str) -> None:
+    """Check ``--device`` on this machine (a GPU asked for where there is none fails here, before any scoring) and
+    make it the scoring models' device."""
+    from evaltune import settings
+    from evaltune.harness.backends.devices import checked_scoring_device
+
+    with user_errors():
+        checked_scoring_device(device)
+        settings.use_scoring_device(device)
+
+
+def _placed(judge: JudgeSpec | None, device: str | None) -> JudgeSpec | None:
+    """The judge that re-scores a run (``--judge``, else ``EVALTUNE_JUDGE_MODEL``), a local one on ``--device``."""
+    from dataclasses import replace
+
+    from evaltune.harness.judges.config import judge_from_settings
+
+    judge = judge if judge is not None else judge_from_settings()
+    if judge is None or device is None or judge.is_endpoint:
+        return judge
+    return replace(judge, device=device)
 
 
 def _rescore_run(run_id: int, names: list[str], judge: JudgeSpec | None) -> list[dict[str, Any]]:

@@ -22,11 +22,12 @@ from evaltune.harness.backends.base import (
     OutputsDone,
     Prompt,
 )
+from evaltune.harness.backends.devices import place
 from evaltune.harness.backends.hf_memory import batch_rows_for_memory
+from evaltune.harness.backends.registry import LoadOptions
 from evaltune.harness.prompts import render_prompt
 from evaltune.harness.suite import GenerationSettings, Item
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 # Weight files above this size are fingerprinted by size plus their first and last 16 MiB, not a full hash.
 _FULL_HASH_LIMIT = 1 << 30
@@ -40,15 +41,12 @@ class HFConfig:
     model: str
     adapter: str | None = None
     dtype: str = "auto"  # auto: bfloat16 on a GPU that has it, else float32
-    device: str = "auto"  # auto: cuda when available, else cpu; "cuda:1" works too
+    device: str = "auto"  # cpu, cuda, cuda:N, or auto (harness.backends.devices)
     threads: int = 0
     max_batch_size: int = 0  # 0: as many rows as fit in a quarter of free memory (harness.backends.hf_memory)
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise BackendError(f"dtype '{self.dtype}' is not one of {', '.join(DTYPES)}")
-        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise BackendError(f"device '{self.device}' is not auto, cpu or cuda[:N]")
+        LoadOptions(dtype=self.dtype, device=self.device)  # the one check of how they are spelled
         if self.max_batch_size < 0 or self.threads < 0:
             raise BackendError("max_batch_size and threads must be at least 0 (0: chosen for you)")
 
@@ -85,6 +83,19 @@ def adapter_sha256(adapter_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
+def text_for_model(tokenizer: Any, location: str, prompt: Prompt) -> str:
+    """What a local model reads for ``prompt`` (``HFBackend.model_input``; the vllm backend reads the same)."""
+    if isinstance(prompt, str):
+        return prompt
+    if not getattr(tokenizer, "chat_template", None):
+        raise BackendError(
+            f"the tokenizer of {location} has no chat template, so it cannot take chat messages; "
+            "give the item a text input, or use a model that has one (an instruct model)"
+        )
+    messages = [{"role": m.role, "content": m.content} for m in prompt]
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+
 class HFBackend:
     """Generation and log-likelihoods with transformers. See ``harness.backends.base.Backend``."""
 
@@ -93,14 +104,15 @@ class HFBackend:
         if config.threads:
             settings.apply_threads(config.threads)
         self.location, self.is_local = resolve_model_location(config.model)
-        self.device = _pick_device(config.device)
-        self.dtype = _pick_dtype(config.dtype, self.device)
-        self.tokenizer = _load_tokenizer(self.location, self.is_local)
-        model = _load_model(self.location, self.is_local, self.dtype)
+        self.placement = place(config.device, config.dtype)
+        self.device, self.dtype = self.placement.device, self.placement.dtype
+        self.tokenizer = load_tokenizer(self.location, self.is_local)
+        model = _load_model(self.location, self.is_local, self.dtype, self.placement.device_map)
         self.adapter_path = str(Path(config.adapter).expanduser().resolve()) if config.adapter else None
         if self.adapter_path:
             model = _apply_adapter(model, self.adapter_path)
-        self.model = model.to(self.device).eval()
+        # Spread over the GPUs by accelerate, the weights are in place already; inputs go to model.device.
+        self.model = (model if self.placement.device_map else model.to(self.device)).eval()
         self.max_batch_size = config.max_batch_size or batch_rows_for_memory(self.model, self.device)
         self._fingerprint = self._compute_fingerprint()
 
@@ -121,15 +133,7 @@ class HFBackend:
     def model_input(self, prompt: Prompt) -> str:
         """The text the model reads: text as it is, chat messages through the tokenizer's chat template (with
         the assistant's turn opened, as TRL renders a conversational prompt for training)."""
-        if isinstance(prompt, str):
-            return prompt
-        if not self.has_chat_template:
-            raise BackendError(
-                f"the tokenizer of {self.location} has no chat template, so it cannot take chat messages; "
-                "give the item a text input, or use a model that has one (an instruct model)"
-            )
-        messages = [{"role": m.role, "content": m.content} for m in prompt]
-        return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        return text_for_model(self.tokenizer, self.location, prompt)
 
     def render(self, prompt: Prompt, settings: GenerationSettings) -> str:
         """What the model reads for a bare prompt under ``settings`` (for scripts; the runner renders items with
@@ -167,34 +171,17 @@ class HFBackend:
 
     def _compute_fingerprint(self) -> str:
         if self.is_local:
-            weights: Any = _folder_digest(Path(self.location))
+            weights: Any = folder_digest(Path(self.location))
         else:
             weights = {"hub_id": self.location, "revision": getattr(self.model.config, "_commit_hash", None)}
         payload = {
             "weights": weights,
             "adapter": adapter_sha256(self.adapter_path) if self.adapter_path else None,
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype": self.placement.dtype_name,
         }
+        if self.placement.kind != "cpu":  # only then: every CPU fingerprint stays what it always was
+            payload["device"] = self.placement.kind
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendError(f"device '{device}' asked for, but torch sees no CUDA GPU; use device cpu or auto")
-    return device
-
-
-def _pick_dtype(dtype: str, device: str) -> Any:
-    import torch
-
-    if dtype == "auto":
-        on_gpu = device.startswith("cuda")
-        return torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
-    return getattr(torch, dtype)
 
 
 def _hub_kwargs(is_local: bool) -> dict[str, Any]:
@@ -202,7 +189,7 @@ def _hub_kwargs(is_local: bool) -> dict[str, Any]:
     return {} if is_local or settings.online() else {"local_files_only": True}
 
 
-def _load_tokenizer(location: str, is_local: bool) -> Any:
+def load_tokenizer(location: str, is_local: bool) -> Any:
     from transformers import AutoTokenizer
 
     try:
@@ -217,13 +204,14 @@ def _load_tokenizer(location: str, is_local: bool) -> Any:
     return tokenizer
 
 
-def _load_model(location: str, is_local: bool, dtype: Any) -> Any:
+def _load_model(location: str, is_local: bool, dtype: Any, device_map: str | None) -> Any:
     from transformers import AutoModelForCausalLM
 
+    placed = {"device_map": device_map} if device_map else {}
     try:
         # No hub kernels (transformers 5.25 turns them on by default): they are fetched from the hub at run time
         # and would change a run's numbers without changing its model fingerprint.
-        return AutoModelForCausalLM.from_pretrained(location, dtype=dtype, use_kernels=False,
+        return AutoModelForCausalLM.from_pretrained(location, dtype=dtype, use_kernels=False, **placed,
                                                     **_hub_kwargs(is_local))
     except (OSError, ValueError) as exc:
         raise BackendError(_load_failure(location, is_local, exc)) from exc
@@ -260,7 +248,7 @@ def _apply_adapter(model: Any, adapter_path: str) -> Any:
     return adapted.merge_and_unload()
 
 
-def _folder_digest(folder: Path) -> dict[str, str]:
+def folder_digest(folder: Path) -> dict[str, str]:
     """Digest of every file that decides outputs: weights, config, tokenizer and chat template."""
     patterns = ("*.safetensors", "*.bin", "*.json", "*.model", "*.txt", "*.jinja", "*.tiktoken")
     files = sorted({f for pattern in patterns for f in folder.glob(pattern) if f.is_file()})

@@ -26,7 +26,7 @@ def generate_all(
     length (longest first) and run in batches of at most settings.batch_size rows, and at most
     ``rows_for(positions)`` rows of the batch's longest prompt plus its new tokens (what memory allows).
     ``on_output`` is told how many outputs each decoding step finished."""
-    prompts = [_encode(tokenizer, r.prompt) for r in requests]
+    prompts = [encode_prompt(tokenizer, r.prompt) for r in requests]
     results: list[Completion | None] = [None] * len(requests)
     by_settings: dict[GenerationSettings, list[int]] = {}
     for index, request in enumerate(requests):
@@ -45,7 +45,8 @@ def generate_all(
     return [c for c in results if c is not None]
 
 
-def _encode(tokenizer: Any, prompt: Any) -> list[int]:
+def encode_prompt(tokenizer: Any, prompt: Any) -> list[int]:
+    """The token ids of a rendered prompt, exactly as the model sees them (the vllm backend sends the same)."""
     if not isinstance(prompt, str):
         raise TypeError("hf generation takes rendered text; call HFBackend.model_input first")
     # The rendered text is exactly what the model sees: a chat template already holds its special tokens.

@@ -148,7 +148,8 @@ def _known_hint() -> str:
 
 
 def _register_builtins() -> None:
-    import evaltune.harness.backends.providers  # noqa: F401  (registers hf and openai on import)
+    # Registered on import: hf and openai, and vllm (whose engine is imported only when a vllm: model loads).
+    from evaltune.harness.backends import providers, vllm_provider  # noqa: F401
 
 
 def _load_entry_point(name: str) -> None:

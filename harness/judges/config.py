@@ -4,6 +4,8 @@
       model: openai:http://127.0.0.1:8000/v1
       model_name: judge-model
       mode: auto                            # auto (chat, else completions), chat or completions
+      device: cuda                          # a local judge's --device and --dtype (default auto for both)
+      dtype: bfloat16
 
 else ``evaltune run --judge M --judge-model-name N`` (``judge_from_options``), else ``EVALTUNE_JUDGE_MODEL`` /
 ``EVALTUNE_JUDGE_MODEL_NAME`` / ``EVALTUNE_JUDGE_MODE`` (``judge_from_settings``). A suite's judge comes first
@@ -23,12 +25,13 @@ from urllib.parse import urlsplit
 
 from evaltune import settings
 from evaltune.harness.backends.base import BackendError
+from evaltune.harness.backends.registry import DTYPES, LoadOptions
 from evaltune.harness.suite import SuiteError
 from evaltune.suggestions import did_you_mean
 
 ENDPOINT_PREFIX = "openai:"
 MODES = ("auto", "chat", "completions")
-BLOCK_KEYS = ("model", "model_name", "mode")
+BLOCK_KEYS = ("model", "model_name", "mode", "device", "dtype")
 _log = logging.getLogger("evaltune.judge")
 
 # The suite file's ``judge:`` block, for the suite JSON Schema (harness.suite_schema) and the README.
@@ -43,6 +46,11 @@ JUDGE_BLOCK_SCHEMA: dict[str, Any] = {
                        "description": "The model name an openai: endpoint serves (required for an endpoint)."},
         "mode": {"type": "string", "enum": list(MODES), "default": "auto",
                  "description": "How an endpoint is asked: chat, completions, or auto (chat, else completions)."},
+        "device": {"type": "string", "pattern": "^(auto|cpu|cuda(:[0-9]+)?)$", "default": "auto",
+                   "description": "Where a local judge runs: cpu, cuda, cuda:N, or auto (the GPUs, else the CPU)."},
+        "dtype": {"type": "string", "enum": list(DTYPES), "default": "auto",
+                  "description": "A local judge's weights' dtype; auto: bfloat16 on a GPU that has it, else "
+                                 "float32."},
     },
     "required": ["model"],
     "additionalProperties": False,
@@ -71,11 +79,13 @@ class JudgeSpec:
     model: str
     model_name: str | None = None
     mode: str = "auto"
+    device: str = "auto"  # a local judge's --device and --dtype (harness.backends.devices); endpoints ignore them
+    dtype: str = "auto"
     # Where it was named ("EVALTUNE_JUDGE_MODEL", "--judge", the suite file), for messages; not part of its identity.
     origin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        problem = _problem(self.model, self.model_name, self.mode)
+        problem = _problem(self.model, self.model_name, self.mode) or _placement_problem(self.device, self.dtype)
         if problem is not None:
             raise JudgeSpecError(*problem)
 
@@ -98,8 +108,31 @@ class JudgeSpec:
         """What makes two specs the same judge (a run's fingerprint holds it): a folder by its absolute path."""
         folder = Path(self.model).expanduser()
         model = str(folder.resolve()) if not self.is_endpoint and folder.is_dir() else self.model
-        return json.dumps({"model": model, "model_name": self.model_name if self.is_endpoint else None,
-                           "mode": self.mode if self.is_endpoint else None}, sort_keys=True)
+        identity = {"model": model, "model_name": self.model_name if self.is_endpoint else None,
+                    "mode": self.mode if self.is_endpoint else None}
+        # Only a local judge's placement changes its numbers, and only when it is not the default: every judge
+        # identity stored before these settings existed stays the same.
+        for key in ("device", "dtype"):
+            if not self.is_endpoint and getattr(self, key) != "auto":
+                identity[key] = getattr(self, key)
+        return json.dumps(identity, sort_keys=True)
+
+    @property
+    def load_options(self) -> LoadOptions:
+        """How a local judge is loaded: its ``device`` and ``dtype``."""
+        return LoadOptions(dtype=self.dtype, device=self.device)
+
+
+def _placement_problem(device: Any, dtype: Any) -> tuple[str, str] | None:
+    """(field, what is wrong) for a local judge's device or dtype, else None (spelling only: whether this
+    machine has the GPU is checked when the judge loads)."""
+    for key, value in (("device", device), ("dtype", dtype)):
+        try:
+            LoadOptions(**{key: value})
+        except (BackendError, TypeError):
+            choices = "cpu, cuda, cuda:N or auto" if key == "device" else ", ".join(DTYPES)
+            return key, f"'{value}' is not one of {choices}"
+    return None
 
 
 def _problem(model: Any, model_name: Any, mode: Any) -> tuple[str, str] | None:
@@ -141,10 +174,11 @@ def parse_judge_block(value: Any, source: str) -> JudgeSpec:
             raise SuiteError(source, f"unknown key '{key}'{hint}; judge holds only: {', '.join(BLOCK_KEYS)}",
                              field=f"judge.{key}")
     model, model_name, mode = value.get("model"), value.get("model_name"), value.get("mode", "auto")
-    problem = _problem(model, model_name, mode)
+    device, dtype = value.get("device", "auto"), value.get("dtype", "auto")
+    problem = _problem(model, model_name, mode) or _placement_problem(device, dtype)
     if problem is not None:
         raise SuiteError(source, problem[1], field=f"judge.{problem[0]}")
-    return JudgeSpec(str(model).strip(), str(model_name).strip() if model_name else None, mode,
+    return JudgeSpec(str(model).strip(), str(model_name).strip() if model_name else None, mode, device, dtype,
                      origin=f"{source}: judge")
 
 

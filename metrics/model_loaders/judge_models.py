@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evaltune import settings
+from evaltune.metrics.model_loaders.embeddings import scoring_device
 
 ENDPOINT_PREFIX = "openai:"
 BATCH_SIZE = 8
@@ -60,7 +61,8 @@ def _load(kind: str, location: str) -> tuple[Any, Any]:
 
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(location)
-        model = getattr(transformers, kind).from_pretrained(location, dtype=torch.float32).eval()
+        model = getattr(transformers, kind).from_pretrained(location, dtype=torch.float32)
+        model = model.to(scoring_device()).eval()
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"could not load '{location}' as {kind}: {error}") from error
     return tokenizer, model
@@ -102,7 +104,7 @@ def contradiction_probabilities(location: str, premises: Sequence[str], hypothes
             return_tensors="pt",
         )
         with torch.inference_mode():
-            logits = model(**batch).logits.float()
+            logits = model(**batch.to(model.device)).logits.float()
         probabilities.extend(torch.softmax(logits, dim=-1)[:, index].tolist())
     return probabilities
 
@@ -152,7 +154,8 @@ def _continuation_logprobs(tokenizer: Any, model: Any, rows: list[tuple[list[int
             input_ids[r, : len(ids)] = torch.tensor(ids)
             mask[r, : len(ids)] = 1
         with torch.inference_mode():
-            logprobs = torch.log_softmax(model(input_ids=input_ids, attention_mask=mask).logits.float(), dim=-1)
+            logits = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
         for r, (ids, n) in enumerate(batch):
             positions = range(len(ids) - n, len(ids))
             totals.append(sum(float(logprobs[r, p - 1, ids[p]]) for p in positions))

@@ -29,10 +29,10 @@ def _bert_scorer() -> Any:
     # Imported here: torch and transformers take seconds to import.
     from bert_score import BERTScorer
 
-    from evaltune.metrics.model_loaders.embeddings import model_path
+    from evaltune.metrics.model_loaders.embeddings import model_path, scoring_device
 
     return BERTScorer(model_type=str(model_path()), num_layers=BERTSCORE_LAYERS,
-                      device="cpu", batch_size=BATCH_SIZE, rescale_with_baseline=False, idf=False)
+                      device=scoring_device(), batch_size=BATCH_SIZE, rescale_with_baseline=False, idf=False)
 
 
 def _with_references(examples: Sequence[Example]) -> list[int]:
