@@ -184,7 +184,7 @@ def check_after_training(
     if job_id is None or base_id is None:
         raise ValueError("the collapse check needs the adapter's retune job and base model version")
     try:
-        base = _load_base(sessions, base_id, settings.threads)
+        base = _load_base(sessions, base_id, settings)
         try:
             check = check_adapter(sessions, base, (adapter, adapter_record), settings)
         finally:
@@ -199,13 +199,13 @@ def check_after_training(
     return check
 
 
-def _load_base(sessions: sessionmaker[Session], base_id: int, threads: int) -> tuple[Backend, ModelRecord]:
+def _load_base(sessions: sessionmaker[Session], base_id: int, settings: EvalSettings) -> tuple[Backend, ModelRecord]:
     with sessions() as session:
         version = session.get(ModelVersion, base_id)
         if version is None:
             raise LookupError(f"base model version {base_id} is gone from the store")
-        model = ResolvedModel.from_version(version, threads=threads)
-    return model.load(), model.record()
+        model = ResolvedModel.from_version(version, threads=settings.threads)
+    return model.load(settings.load), model.record()
 
 
 def _store(sessions: sessionmaker[Session], job_id: int, data: dict[str, Any]) -> None:

@@ -17,14 +17,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, TypeVar, get_type_hints
 
-SCHEMA_VERSION = 2  # 1: no schema_version, LoRA settings nested under "lora", beta/sft_weight stored for every method
+# 1: no schema_version, LoRA settings nested under "lora", beta/sft_weight stored for every method; 2: no processes,
+# deepspeed, fsdp, qlora, device or dtype (they load at their defaults: one process, DDP, full-precision LoRA).
+SCHEMA_VERSION = 3
+DEEPSPEED_STAGES = ("zero2", "zero3")
 CONFIGS: dict[str, type[RetuneConfig]] = {}
 Config = TypeVar("Config", bound="RetuneConfig")
 
 
 def setting(default: Any, help: str, **extra: Any) -> Any:
     """A config field with its default and its help (shown by ``--help``, the app form and the accelerate entry).
-    ``extra``: ``aliases`` (more command-line flags)."""
+    ``extra``: ``aliases`` (more command-line flags), ``launcher`` (read by the worker to launch the job, so the
+    accelerate entry, which runs inside that launch, has no option for it), ``title`` (the app form's label, where
+    the field's name is not how people write it)."""
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -56,6 +61,20 @@ class RetuneConfig(ABC):
     merge: bool = setting(False, "Also save the base model with the adapter merged in, as its own model version.")
     report_to: tuple[str, ...] = setting((), "Also log to these trackers (tensorboard, mlflow); one that is not "
                                              "installed is skipped with a warning.")
+    device: str = setting("auto", "Where to train: cpu, cuda, cuda:N (one GPU) or auto (a GPU when there is one, each "
+                                  "process its own, else the CPU).")
+    dtype: str = setting("auto", "Training precision: auto (bfloat16 on a GPU that has it, else float32), bfloat16, "
+                                 "float16 (GPU only) or float32.", title="Precision (dtype)")
+    qlora: bool = setting(False, "QLoRA: load the base in 4 bits (NF4, bitsandbytes) and train the adapter on it. "
+                                 "Needs a CUDA GPU and 'evaltune[qlora]'.", title="QLoRA (4-bit base)")
+    # How the worker launches the job, not what each process computes: the accelerate entry takes none of these.
+    processes: int = setting(1, "Training processes, one per GPU (CPU processes over gloo without GPUs); above 1 the "
+                                "worker runs the job under 'accelerate launch'.", launcher=True)
+    deepspeed: str = setting("", "Shard a job of several processes with DeepSpeed ZeRO: zero2 (optimizer states and "
+                                 "gradients) or zero3 (also the weights). Needs 'evaltune[deepspeed]'; empty: DDP.",
+                             launcher=True, title="DeepSpeed ZeRO stage")
+    fsdp: bool = setting(False, "Shard a job of several processes with PyTorch FSDP instead of DDP.", launcher=True,
+                          title="FSDP")
 
     def __post_init__(self) -> None:
         # Written as "not (x > 0)" so that NaN (which number parsers accept) fails too.
@@ -71,6 +90,38 @@ class RetuneConfig(ABC):
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if not self.target_modules():
             raise ValueError("lora_target_modules is empty: give 'all-linear' or module names such as 'q_proj,v_proj'")
+        self._check_scale()
+
+    def _check_scale(self) -> None:
+        """Device, precision and the multi-process engine: what can be said without looking at the machine (which
+        ``retune.launch.engine_problem`` does)."""
+        from evaltune.harness.backends.base import BackendError
+        from evaltune.harness.backends.registry import LoadOptions
+
+        try:
+            LoadOptions(dtype=self.dtype, device=self.device)  # the one check of --device and --dtype values
+        except BackendError as error:
+            raise ValueError(str(error)) from None
+        if self.processes < 1:
+            raise ValueError(f"processes must be at least 1, got {self.processes}")
+        if self.deepspeed not in ("", *DEEPSPEED_STAGES):
+            raise ValueError(f"--deepspeed '{self.deepspeed}' is not a ZeRO stage evaltune ships a config for: give "
+                             f"{' or '.join(DEEPSPEED_STAGES)}")
+        if self.deepspeed and self.fsdp:
+            raise ValueError("--deepspeed and --fsdp are two ways to shard one job: choose one")
+        engine = f"--deepspeed {self.deepspeed}" if self.deepspeed else "--fsdp" if self.fsdp else ""
+        if engine and self.processes < 2:
+            raise ValueError(f"{engine} shards a job over several processes: add --processes N (N of 2 or more, "
+                             "one per GPU)")
+        if self.processes > 1 and self.device.startswith("cuda:"):
+            raise ValueError(f"--device {self.device} names one GPU, but a job of {self.processes} processes takes "
+                             "one GPU each: use --device cuda (or CUDA_VISIBLE_DEVICES to choose them)")
+        if self.qlora and self.device == "cpu":
+            raise ValueError("--qlora needs a CUDA GPU (bitsandbytes' 4-bit layers); drop --device cpu or --qlora")
+        if self.merge and (self.fsdp or self.deepspeed == "zero3"):
+            raise ValueError(f"--merge is not supported with {engine} (the base's weights are sharded over the "
+                             "processes, and PEFT cannot merge into them); train with DDP or --deepspeed zero2 to "
+                             "merge")
 
     def target_modules(self) -> str | list[str]:
         """``lora_target_modules`` as PEFT takes it: the string ``all-linear`` or a list of module names."""
@@ -218,6 +269,8 @@ class OptionField:
     help: str
     methods: tuple[str, ...]
     aliases: tuple[str, ...] = ()
+    launcher: bool = False  # how the job is launched (processes, sharding), not what each process trains
+    title: str = ""  # the app form's label, when the name capitalised is not it ("QLoRA", not "Qlora")
 
     @property
     def flag(self) -> str:
@@ -225,7 +278,7 @@ class OptionField:
 
     @property
     def label(self) -> str:
-        return self.name.replace("_", " ").capitalize()
+        return self.title or self.name.replace("_", " ").capitalize()
 
     def help_for(self, methods: Iterable[str]) -> str:
         """The help, naming the methods the option is for when that is not all of ``methods``."""
@@ -249,7 +302,8 @@ def option_fields(classes: Iterable[type[RetuneConfig]] | None = None) -> list[O
         hints = get_type_hints(cls)
         for item in fields(cls):
             option = OptionField(item.name, _kind(hints[item.name]), _default(item), item.metadata["help"],
-                                 (cls.method,), tuple(item.metadata.get("aliases", ())))
+                                 (cls.method,), tuple(item.metadata.get("aliases", ())),
+                                 bool(item.metadata.get("launcher", False)), str(item.metadata.get("title", "")))
             seen = found.get(item.name)
             if seen is None:
                 found[item.name] = option

@@ -12,7 +12,8 @@ queues a failed job again.
 
 ``submit`` is how a person queues a job (the command line, the app): it refuses, before anything is stored or
 loaded, a job that cannot succeed: a dataset with no or too few training rows or rows for another method, a
-suite to re-run that does not load, a base model that cannot be trained. ``enqueue`` only writes the row.
+suite to re-run that does not load, a base model that cannot be trained, an engine this machine lacks
+(DeepSpeed, bitsandbytes, a GPU: ``retune.launch.engine_problem``). ``enqueue`` only writes the row.
 """
 
 from __future__ import annotations
@@ -145,12 +146,23 @@ def check_base(session: Session, base: Base) -> None:
                        option="--model")
 
 
+def check_engines(config: RetuneConfig) -> None:
+    """Raises ``JobError`` when this machine lacks what the job trains with (a package, a CUDA GPU, enough GPUs).
+    The worker checks again: it may run on another machine."""
+    from evaltune.retune.launch import engine_problem
+
+    problem = engine_problem(config)
+    if problem:
+        raise JobError(problem.message, option=problem.option)
+
+
 def submit(
     session: Session, *, dataset_id: int, base: Base, config: RetuneConfig, eval_suites: Sequence[str] = (),
     force: bool = False,
 ) -> RetuneJob:
-    """Queue a job after checking it can succeed (``check_base``, ``check_dataset``, ``check_suites``); raises
-    ``JobError`` with the reason and the fix, having stored nothing. Loads no model."""
+    """Queue a job after checking it can succeed (``check_base``, ``check_dataset``, ``check_suites``,
+    ``check_engines``); raises ``JobError`` with the reason and the fix, having stored nothing. Loads no model."""
+    check_engines(config)
     check_base(session, base)
     check_dataset(session, dataset_id, config.method, force)
     suites = check_suites(eval_suites)

@@ -9,7 +9,7 @@ completed run of the suite, the comparison (paired deltas) goes into the job log
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from evaltune.db.evaluation import ModelVersion, Run, Suite
+from evaltune.harness.backends.registry import LoadOptions
 from evaltune.harness.loaders import load_suite
 from evaltune.harness.model_resolution import ModelRecord, ResolvedModel
 from evaltune.harness.runner import RunOptions, run_suite
@@ -32,6 +33,7 @@ class EvalSettings:
     batch_size: int | None = None
     threads: int = 0
     code_version: str = ""
+    load: LoadOptions = field(default_factory=LoadOptions)  # the job's --device and --dtype, for its evaluations
 
 
 def register_and_load(
@@ -46,7 +48,7 @@ def register_and_load(
         model = replace(ResolvedModel.from_version(base, threads=settings.threads),
                         adapter_path=str(adapter_dir.resolve()), display_name=f"{base.name} + retune-{job_id}")
         base_fingerprint = base.fingerprint
-    backend = model.load()
+    backend = model.load(settings.load)
     info = model.record(parent_id=base_id, retune_job_id=job_id,
                         details={**details, "base_fingerprint": base_fingerprint})
     with sessions.begin() as session:

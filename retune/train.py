@@ -4,6 +4,10 @@ No separate reference model: with a PEFT adapter and ``ref_model=None`` TRL uses
 disabled. Checkpoints go under ``output_dir/checkpoints`` and a rerun resumes from the last one. Loss, reward
 accuracies and margins go to the ``log`` callback (the job log), and to tensorboard / mlflow when asked for
 and installed.
+
+The same function trains in every process of an ``accelerate launch`` (``retune.launch``): the Trainer takes DDP,
+DeepSpeed or FSDP from the launch. ``config.dtype`` picks the precision (bf16 mixed precision on GPUs that have it
+when ``auto``) and ``config.qlora`` loads the base in 4 bits through bitsandbytes (QLoRA, CUDA only).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     stopped: bool = False  # cancelled through ``should_stop``
+    world_size: int = 1  # processes that trained it (``accelerate launch``)
 
 
 def _text(value: Any) -> str:
@@ -69,16 +74,31 @@ def _report_to(config: RetuneConfig, log: Log) -> list[str]:
     return wanted or ["none"]
 
 
-def _trainer_args(config: RetuneConfig, output_dir: Path, log: Log) -> Any:
+def on_gpu(config: RetuneConfig) -> bool:
+    """Whether training runs on a CUDA GPU: ``device`` is not cpu and this process sees one."""
     import torch
 
-    gpu = torch.cuda.is_available()
+    return config.device != "cpu" and torch.cuda.is_available()
+
+
+def precision(config: RetuneConfig) -> str:
+    """The precision training runs in: ``config.dtype``, with ``auto`` as bfloat16 on a GPU that supports it (the
+    usual LoRA setting there) and float32 elsewhere (a CPU, or an older GPU)."""
+    import torch
+
+    if config.dtype != "auto":
+        return config.dtype
+    return "bfloat16" if on_gpu(config) and torch.cuda.is_bf16_supported() else "float32"
+
+
+def _trainer_args(config: RetuneConfig, output_dir: Path, log: Log) -> Any:
+    gpu, dtype = on_gpu(config), precision(config)
     common: dict[str, Any] = dict(
         output_dir=str(output_dir / "checkpoints"), learning_rate=config.learning_rate,
         num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed, data_seed=config.seed,
         logging_steps=config.logging_steps, max_length=config.max_length, report_to=_report_to(config, log),
-        use_cpu=not gpu, bf16=gpu and torch.cuda.is_bf16_supported(),
+        use_cpu=not gpu, bf16=dtype == "bfloat16", fp16=dtype == "float16",
         # transformers 5.25 renamed gradient_checkpointing (TRL's configs default it to True): naming the new
         # field keeps it off without the old name's FutureWarning.
         activation_checkpointing=False,
@@ -212,16 +232,13 @@ def _trainer(config: RetuneConfig, base: str, records: Sequence[dict[str, Any]],
              weighted: bool) -> Any:
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+    from transformers import AutoTokenizer, PrinterCallback
 
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    dtype = torch.bfloat16 if args.bf16 else torch.float32
-    # transformers 5.25 turns hub kernels on by default, and model.train() on a GPU then fetches them from the
-    # hub: offline, training failed before its first step.
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, use_kernels=False)
+    model = _base_model(config, base)
     trainer_class = config.trainer_class()
     if weighted:
         trainer_class = type(f"Weighted{trainer_class.__name__}", (_DrawsRowsByWeight, trainer_class), {})
@@ -232,6 +249,34 @@ def _trainer(config: RetuneConfig, base: str, records: Sequence[dict[str, Any]],
                                 processing_class=tokenizer, peft_config=_lora(config), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)  # our callback writes the same numbers to the job log
     return trainer
+
+
+def _base_model(config: RetuneConfig, base: str) -> Any:
+    """The base model in the training precision, or (``qlora``) quantised to 4-bit NF4 and made ready for k-bit
+    training as PEFT's QLoRA guide does; the adapter on top stays in the compute precision."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = getattr(torch, precision(config))
+    # transformers 5.25 turns hub kernels on by default, and model.train() on a GPU then fetches them from the
+    # hub: offline, training failed before its first step.
+    if not config.qlora:
+        return AutoModelForCausalLM.from_pretrained(base, dtype=dtype, use_kernels=False)
+    from accelerate import PartialState
+    from peft import prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    # The 4-bit weights are packed into the storage dtype; PEFT's FSDP/ZeRO-3 QLoRA guides load the model in that
+    # same dtype, and advise float32 storage under float16 mixed precision.
+    storage = torch.float32 if dtype == torch.float16 else dtype
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
+                                      bnb_4bit_use_double_quant=True, bnb_4bit_quant_storage=storage)
+    # DDP: each process holds a whole copy on its own GPU. FSDP and ZeRO-3 place the shards themselves.
+    placement = None if (config.fsdp or config.deepspeed == "zero3") else {"": PartialState().local_process_index}
+    model = AutoModelForCausalLM.from_pretrained(base, quantization_config=quantization, dtype=storage,
+                                                 device_map=placement, use_kernels=False)
+    # Gradient checkpointing stays off, as for every job here (``activation_checkpointing=False``).
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
 def trainer_for(
@@ -271,6 +316,7 @@ def train(
         result.warnings.append(message)
         log("warning: " + message)
     callback = _callback(log, should_stop, result.history, result.warnings)
+    _choose_gpu(config)
     trainer = trainer_for(base, records, config, output_dir, log, [callback])
     checkpoints = Path(trainer.args.output_dir)
     resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
@@ -281,12 +327,25 @@ def train(
             trainer.train(resume_from_checkpoint=resume)
     finally:
         callback.close_progress()
-    result.stopped = callback.stopped
-    if trainer.accelerator.is_main_process:
+    result.stopped, result.world_size = callback.stopped, trainer.args.world_size
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        # The weights are sharded over the processes: every one takes part in gathering them (FSDP's full state
+        # dict, ZeRO-3's 16-bit weights) and the main process writes the adapter.
+        trainer.save_model(str(result.adapter_dir))
+    elif trainer.accelerator.is_main_process:
         trainer.model.save_pretrained(str(result.adapter_dir), safe_serialization=True)
-        if config.merge:
-            result.merged_dir = _save_merged(trainer, base, output_dir / "merged")
+    if config.merge and trainer.accelerator.is_main_process:
+        result.merged_dir = _save_merged(trainer, base, output_dir / "merged")
     return result
+
+
+def _choose_gpu(config: RetuneConfig) -> None:
+    """``--device cuda:N`` on one process: make GPU N the current one, where the Trainer puts the model. (Several
+    processes take one GPU each from the launch; the config refuses cuda:N there.)"""
+    if config.device.startswith("cuda:") and on_gpu(config):
+        import torch
+
+        torch.cuda.set_device(int(config.device.split(":")[1]))
 
 
 def _save_merged(trainer: Any, base: str, folder: Path) -> Path:

@@ -1,8 +1,11 @@
 """The retune worker: claim a queued job, train, register the adapter, re-evaluate, record the outcome.
 
 While a job trains, a background thread heartbeats every few seconds and picks up a cancel request, which
-stops training at the next step. A job whose worker dies is failed by the next worker's ``reap_dead``, and
-``evaltune jobs retry`` queues it again: training then resumes from the job's last complete checkpoint.
+stops training at the next step. A job of several processes (``--processes``) trains under ``accelerate launch``
+(``retune.launch``) while this process heartbeats and copies the training's log lines; a cancel ends the launched
+process group. Every other stage (registering, re-evaluating, recording the outcome) is the same for both.
+A job whose worker dies is failed by the next worker's ``reap_dead``, and ``evaltune jobs retry`` queues it
+again: training then resumes from the job's last complete checkpoint.
 Writes to the store (log lines, heartbeats, the final state) survive a short loss of the store.
 
 A job that fails gets one sentence in ``error`` and in its log, saying what failed and the fix; the traceback
@@ -18,7 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +33,15 @@ from evaltune.db.engine import Store, StoreError, connection_lost, in_transactio
 from evaltune.db.evaluation import ModelVersion, Run, Suite
 from evaltune.db.training import RetuneJob
 from evaltune.harness.backends.base import BackendError
+from evaltune.harness.backends.registry import LoadOptions
 from evaltune.retune import jobs
 from evaltune.retune.collapse import check_after_training, check_lines
 from evaltune.retune.config import RetuneConfig, load_config
 from evaltune.retune.datasets import dataset_records, dataset_summaries
+from evaltune.retune.launch import LaunchFailed, engine_problem, train_launched
 from evaltune.retune.reevaluate import EvalSettings, base_run, change_line, compare_runs, reevaluate, register_and_load
 from evaltune.retune.register import register_base, register_merged
+from evaltune.retune.train import TrainResult
 
 
 def default_worker_name() -> str:
@@ -158,6 +164,10 @@ def _job_inputs(store: Store, job_id: int) -> _JobInputs:
             f"dataset {job.dataset_id} is no longer in the store; queue a new job on another dataset")
         if problem:
             raise jobs.JobError(problem)
+        # Queueing checked the machine it ran on; this worker may be another one.
+        lacking = engine_problem(config)
+        if lacking:
+            raise jobs.JobError(f"{lacking.message}; this worker ({socket.gethostname()}) cannot run job {job_id}")
         records = dataset_records(session, job.dataset_id, "train", weights=True)
         return _JobInputs(config, notes, records, base.location, base.id, list(job.eval_suites))
 
@@ -167,8 +177,10 @@ def failure_message(error: Exception, stage: str, job_id: int) -> str:
     retry = f"'evaltune jobs retry {job_id}'"
     if isinstance(error, jobs.JobError):
         text = str(error)
-    elif isinstance(error, BackendError):
-        text = f"{stage} failed: {error}"
+    elif isinstance(error, BackendError | LaunchFailed) and "out of memory" not in str(error).lower():
+        text = f"{stage} failed: {error}" + (f"; 'evaltune jobs show {job_id} --traceback' shows the processes' "
+                                             f"output, and {retry} resumes from the last checkpoint"
+                                             if isinstance(error, LaunchFailed) else "")
     elif type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower():
         text = (f"{stage} ran out of memory; queue the job again with a smaller --batch-size or --max-length "
                 "(--gradient-accumulation-steps keeps the effective batch)")
@@ -206,6 +218,8 @@ def execute(store: Store, job_id: int, options: WorkerOptions) -> None:
         raise
     except Exception as error:
         message, details = failure_message(error, stage.now, job_id), traceback.format_exc()
+        if isinstance(error, LaunchFailed):  # the launched processes' traceback, not the worker's
+            details = f"{error.output}\n\n{details}"
         log(f"failed: {message}")
         _write(store, job_id, lambda session: jobs.finish(session, job_id, "failed", error=message,
                                                           traceback=details))
@@ -223,10 +237,20 @@ def _drop_partial_checkpoints(folder: Path, log: Callable[[str], None]) -> None:
             shutil.rmtree(checkpoint, ignore_errors=True)
 
 
-def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[str], None],
-             beat: _Heartbeat, stage: _Stage) -> None:
+def _train(inputs: _JobInputs, output_dir: Path, options: WorkerOptions, log: Callable[[str], None],
+           beat: _Heartbeat) -> TrainResult:
+    """Train in this process, or (``processes`` above 1) in a launched process group; the same result either way."""
     from evaltune.retune.train import train
 
+    if inputs.config.processes > 1:
+        return train_launched(inputs.base_location, inputs.records, inputs.config, output_dir, log,
+                              should_stop=lambda: beat.cancelled, threads=options.eval.threads)
+    return train(inputs.base_location, inputs.records, inputs.config, output_dir, log,
+                 should_stop=lambda: beat.cancelled)
+
+
+def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[str], None],
+             beat: _Heartbeat, stage: _Stage) -> None:
     if options.eval.threads > 0:
         settings.apply_threads(options.eval.threads)
     stage.now = "loading the base model to register it"
@@ -241,16 +265,20 @@ def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[s
     started = time.perf_counter()
     output_dir = options.home / "adapters" / f"job-{job_id}"
     _drop_partial_checkpoints(output_dir / "checkpoints", log)
-    result = train(inputs.base_location, inputs.records, config, output_dir, log, should_stop=lambda: beat.cancelled)
+    result = _train(inputs, output_dir, options, log, beat)
     log(f"trained in {time.perf_counter() - started:.1f}s")
     if result.stopped:
         _write(store, job_id, lambda session: jobs.finish(session, job_id, "cancelled",
                                                           error="cancelled while training"))
         return
-    details = {"method": config.method, "warnings": result.warnings, "history": result.history[-3:]}
+    details = {"method": config.method, "warnings": result.warnings, "history": result.history[-3:],
+               "processes": result.world_size}
     stage.now = "registering the adapter"
+    # The adapter is evaluated on the device and in the dtype it was trained for (one process: the evaluation
+    # itself is not sharded).
+    evals = replace(options.eval, load=LoadOptions(dtype=config.dtype, device=config.device))
     version_id, backend, info = register_and_load(store.sessions, base_id, result.adapter_dir, job_id, details,
-                                                  options.eval)
+                                                  evals)
     log(f"adapter registered as model version {version_id}")
     if result.merged_dir:
         with store.session_scope() as session:
@@ -260,8 +288,8 @@ def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[s
         log(f"merged model ({result.merged_dir}) registered as model version {merged_id}")
     stage.now = f"re-evaluating adapter model:{version_id}"
     try:
-        check_after_training(store.sessions, backend, info, options.eval, log)
-        run_ids = reevaluate(store.sessions, backend, info, base_id, inputs.suites, options.eval, log)
+        check_after_training(store.sessions, backend, info, evals, log)
+        run_ids = reevaluate(store.sessions, backend, info, base_id, inputs.suites, evals, log)
     finally:
         backend.close()
     _write(store, job_id, lambda session: jobs.finish(session, job_id, "succeeded", output_model_id=version_id,
