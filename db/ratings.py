@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from evaltune.db.base import Base, utcnow
@@ -38,6 +38,8 @@ class Campaign(Base):
     pairwise: Mapped[bool] = mapped_column(default=False)
     guidelines: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # How the items were chosen: {"method": "all"}, or an informative selection's budget and reasons.
+    selection: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -55,6 +57,7 @@ class CampaignItem(Base):
     generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id"))
     other_generation_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id"))
     ratings_done: Mapped[int] = mapped_column(Integer, default=0)
+    selected_because: Mapped[str | None] = mapped_column(String(200))  # an informative selection's reason
     # Open, unexpired reservations. Kept on the row (not counted from assignments) so that a claim can
     # check "ratings_done + open_holds < overlap" on the very row it locks or updates: that check is then
     # atomic on SQLite and re-evaluated by PostgreSQL when a concurrent claim changed the row.
@@ -102,6 +105,9 @@ class Rating(Base):
     side_b_generation_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id"))
     hallucination: Mapped[bool | None] = mapped_column()
     hallucinated_span: Mapped[str | None] = mapped_column(Text)
+    # The hallucinated spans as [start, end) character offsets into the output shown, sorted, not overlapping;
+    # hallucinated_span holds their text. None for ratings made before spans were marked in the output.
+    spans: Mapped[list[Any] | None] = mapped_column()
     bias: Mapped[bool] = mapped_column(default=False)
     unsafe: Mapped[bool] = mapped_column(default=False)
     correction: Mapped[str | None] = mapped_column(Text)
@@ -163,3 +169,36 @@ class CampaignAnnotator(Base):
 
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class UserSession(Base):
+    """A signed-in browser: only the sha256 of its random token is stored (the browser holds the token in an
+    HttpOnly cookie). ``expires_at`` slides forward while it is used; ``revoked_at`` ends it early (log-out,
+    role change, password reset, deactivation)."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    revoked_because: Mapped[str | None] = mapped_column(String(40))
+    client: Mapped[str | None] = mapped_column(String(200))
+
+
+class RuledTie(Base):
+    """A pair of a pairwise campaign that was never queued because its two outputs are identical (after whitespace
+    normalisation): recorded as a tie by ``rule`` instead of asking people to judge it."""
+
+    __tablename__ = "ruled_ties"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("suite_items.id"))
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id"))
+    other_generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id"))
+    rule: Mapped[str] = mapped_column(String(40), default="identical outputs")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,13 +7,6 @@ except in CI (``CI`` set), where that is a failure.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,56 +17,12 @@ from sqlalchemy import select
 from evaltune.db import open_store
 from evaltune.db.ratings import Rating
 from evaltune.feedback_ui.campaigns import create_campaign
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, choose, playwright_api, serve_app, settled
 from tests.fixtures.feedback_seed import HOSTILE, PASSWORD, Seeded, seed_store
 
-CHROMIUM = os.environ.get("EVALTUNE_CHROMIUM", "/usr/bin/chromium")
-# As root in a container, with no network: no sandbox, no GPU, and no background calls home.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
-WAIT_MS = 60_000  # Streamlit reruns are slow on a busy 2-core machine
-# Streamlit marks its root element while a script run is in progress; old widgets stay on screen until it ends.
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+__all__ = ["playwright_api"]  # the module-scoped fixture, from tests.fixtures.browser
 
 pytestmark = pytest.mark.slow
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run the browser test (apt install chromium; pip install playwright)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def playwright_api() -> Any:
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (Debian: apt install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is not installed (pip install playwright; no browser download needed)")
-    with sync_playwright() as api:
-        yield api
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the app exited early with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"the app did not answer at {url} within {timeout_s} s")
 
 
 @pytest.fixture
@@ -86,48 +35,15 @@ def app(tmp_path: Path) -> Iterator[tuple[str, str, Seeded]]:
         create_campaign(s, None, name="single", run_ids=seeded.run_ids[:1], overlap=1, guidelines="Be *strict*.")
         create_campaign(s, None, name="ab", run_ids=seeded.run_ids, overlap=1, pairwise=True)
     store.close()
-    port = _free_port()
-    env = {**os.environ, "EVALTUNE_DB_URL": db_url, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
-    log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "evaltune", "ui", "--port", str(port)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}", server)
-        yield f"http://127.0.0.1:{port}", db_url, seeded
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the streamlit child it started
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
-
-
-def _choose(page: Any, option: str) -> None:
-    """Pick ``option`` in the first select box; a rerun finishing under the click can close the list, so retry."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for _ in range(10):
-        page.get_by_test_id("stSelectbox").first.click()
-        try:
-            page.get_by_role("option", name=option).click(timeout=3000)
-            return
-        except PlaywrightTimeout:  # the list closed or never opened
-            page.keyboard.press("Escape")
-    raise AssertionError(f"could not choose {option!r}")
-
-
-def _settled(page: Any, expect: Any, text: str) -> None:
-    """Wait until ``text`` is shown and the script run that drew it has finished (no stale widgets left)."""
-    expect(page.get_by_text(text, exact=False)).to_be_visible(timeout=WAIT_MS)
-    page.wait_for_selector(IDLE, timeout=WAIT_MS)
+    with serve_app(db_url, tmp_path) as url:
+        yield url, db_url, seeded
 
 
 def _rate_single(page: Any, expect: Any, rated_before: int) -> None:
     page.get_by_text("4 good", exact=True).click()
     page.get_by_text("no", exact=True).click()
     page.get_by_role("button", name="Submit rating").click()
-    _settled(page, expect, f"Rated by you: {rated_before + 1}")
+    settled(page, expect, f"Rated by you: {rated_before + 1}")
 
 
 def test_log_in_rate_three_items_and_find_them_stored(playwright_api: Any, app: tuple[str, str, Seeded],
@@ -143,14 +59,14 @@ def test_log_in_rate_three_items_and_find_them_stored(playwright_api: Any, app: 
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
         # The newest campaign comes first: the blind A/B one.
-        _settled(page, expect, "Rated by you: 0")
+        settled(page, expect, "Rated by you: 0")
         expect(page.get_by_text("Output A", exact=True)).to_be_visible()
         assert "model-1" not in page.content() and "model-2" not in page.content()
         page.get_by_text("B is better", exact=True).click()
         page.get_by_role("button", name="Submit rating").click()
-        _settled(page, expect, "Rated by you: 1")
-        _choose(page, "single (#1)")
-        _settled(page, expect, "Model output")
+        settled(page, expect, "Rated by you: 1")
+        choose(page, "single (#1)")
+        settled(page, expect, "Model output")
         # The first single item is the hostile output: shown as text, never run or rendered.
         expect(page.get_by_text("<script>window.__pwned=1</script>", exact=False)).to_be_visible()
         assert page.evaluate("window.__pwned") is None

@@ -14,8 +14,8 @@ import pytest
 from evaltune.db import open_store
 from evaltune.reports.compare import build_report
 from evaltune.reports.render import render_report
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
 from tests.fixtures.report_seed import HOSTILE, seed_runs
-from tests.test_feedback_browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
 
 __all__ = ["playwright_api"]  # the module-scoped fixture, shared with the app's browser test
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_feedback_browser import _free_port, _wait_healthy
+from tests.fixtures.browser import wait_healthy
+from tests.fixtures.postgres import _free_port
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +62,7 @@ def _ui(tmp_path: Path, *args: str) -> Iterator[int]:
     server = subprocess.Popen([sys.executable, "-m", "evaltune", "ui", "--port", str(port), *args], env=env,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", server)
+        wait_healthy(f"http://127.0.0.1:{port}", server)
         yield port
     finally:
         os.killpg(server.pid, signal.SIGTERM)

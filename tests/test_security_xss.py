@@ -37,16 +37,9 @@ from evaltune.reports.markdown import FLIPS_SHOWN
 from evaltune.reports.render import render_report
 from evaltune.retune import jobs
 from evaltune.retune.config import SftConfig
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, WAIT_MS, playwright_api, wait_healthy
 from tests.fixtures.feedback_seed import PASSWORD, password_hash
-from tests.test_feedback_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    IDLE,
-    WAIT_MS,
-    _free_port,
-    _wait_healthy,
-    playwright_api,
-)
+from tests.fixtures.postgres import _free_port
 
 __all__ = ["playwright_api"]
 
@@ -187,7 +180,7 @@ def hostile_app(tmp_path: Path) -> Iterator[tuple[str, Hostile]]:
     server = subprocess.Popen([sys.executable, "-m", "evaltune", "ui", "--port", str(port)], env=env,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", server)
+        wait_healthy(f"http://127.0.0.1:{port}", server)
         yield f"http://127.0.0.1:{port}", seeded
     finally:
         os.killpg(server.pid, signal.SIGTERM)

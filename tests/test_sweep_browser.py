@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,16 +17,8 @@ import pytest
 
 from evaltune.db import Store
 from tests.conftest import Cli
+from tests.fixtures.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, WAIT_MS, playwright_api, serve_app
 from tests.fixtures.feedback_seed import HOSTILE, PASSWORD, seed_users
-from tests.test_feedback_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    IDLE,
-    WAIT_MS,
-    _free_port,
-    _wait_healthy,
-    playwright_api,
-)
 from tests.test_sweep_matrix import MadeSweep, make_sweep
 
 __all__ = ["playwright_api"]  # the module-scoped fixture, shared with the app's browser test
@@ -102,21 +91,8 @@ def test_the_matrix_report_shows_hostile_output_as_text(playwright_api: Any, swe
 @pytest.fixture
 def app(sweep: MadeSweep, tmp_path: Path) -> Iterator[str]:
     """``evaltune ui`` on a free port over the store holding the sweep (EVALTUNE_DB_URL); yields its URL."""
-    port = _free_port()
-    env = {**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
-    log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "evaltune", "ui", "--port", str(port)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_healthy(f"http://127.0.0.1:{port}", server)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the streamlit child it started
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+    with serve_app(os.environ["EVALTUNE_DB_URL"], tmp_path) as url:
+        yield url
 
 
 def test_the_sweeps_page_shows_the_matrix_and_hostile_output_as_text(playwright_api: Any, sweep: MadeSweep,
