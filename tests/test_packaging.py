@@ -53,6 +53,17 @@ def test_the_wheel_holds_one_top_level_name_and_the_package_data(wheel: Path) ->
                      "evaltune/metrics/hf_evaluate/evaltune_scorer/evaltune_scorer.py", "evaltune/py.typed",
                      "evaltune/feedback_ui/app.py", "evaltune/feedback_ui/screens/rate.py"):
         assert expected in names, expected
+    source_files = {f"{package}/{path.relative_to(folder)}" for package, folder in _source_folders().items()
+                    for path in folder.rglob("*.py") if "__pycache__" not in path.parts}
+    missing = sorted(source_files - set(names))
+    assert not missing, f"not in the wheel (list their packages in pyproject.toml): {missing[:10]}"
+
+
+def _source_folders() -> dict[str, Path]:
+    """Each top-level folder that installs as part of ``evaltune``, by its installed name."""
+    root = Path(__file__).resolve().parent.parent
+    parts = ("db", "harness", "metrics", "reports", "retune", "feedback_ui")
+    return {f"evaltune/{name}": root / name for name in parts}
 
 
 def _digests(site: Path, name: str) -> dict[str, str]:

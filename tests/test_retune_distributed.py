@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.retune_seed import write_dpo_rows
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -18,23 +20,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _rows(path: Path, count: int = 32) -> Path:
-    system = {"role": "system", "content": "Answer briefly."}
-    with path.open("w") as handle:
-        for i in range(count):
-            handle.write(json.dumps({
-                "prompt": [system, {"role": "user", "content": f"What is the capital of country {i}?"}],
-                "chosen": [{"role": "assistant", "content": "I don't know."}],
-                "rejected": [{"role": "assistant", "content": f"The capital is Capital {i * 7}."}],
-            }) + "\n")
-    return path
-
-
 @pytest.mark.slow
 def test_two_process_gloo_training_lowers_the_loss(tiny_model_dir: Path, tmp_path: Path) -> None:
     accelerate = Path(sys.executable).parent / "accelerate"
     out = tmp_path / "out"
-    rows = _rows(tmp_path / "rows.jsonl")
+    rows = write_dpo_rows(tmp_path / "rows.jsonl")
     command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
                "-m", "evaltune.retune.accelerate_entry", "--base", str(tiny_model_dir), "--data", str(rows),

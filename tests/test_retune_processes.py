@@ -29,24 +29,11 @@ from evaltune.retune.launch import CONFIGS, accelerate_config
 from evaltune.retune.reevaluate import EvalSettings
 from evaltune.retune.worker import WorkerOptions, run_once
 from tests.conftest import Cli
-from tests.fixtures.retune_seed import write_suite
+from tests.fixtures.retune_seed import write_dpo_rows, write_suite
 
 torch.set_num_threads(1)
 ROWS = 16  # 2 processes x batch 4: 2 optimiser steps per epoch
 TWO_CPU_PROCESSES = ("--processes", "2", "--device", "cpu", "--batch-size", "4")
-
-
-def _rows(path: Path) -> Path:
-    """DPO pairs in TRL's columns, as 'evaltune data export' writes them."""
-    system = {"role": "system", "content": "Answer briefly."}
-    with path.open("w") as handle:
-        for i in range(ROWS):
-            handle.write(json.dumps({
-                "prompt": [system, {"role": "user", "content": f"What is the capital of country {i}?"}],
-                "chosen": [{"role": "assistant", "content": "I don't know."}],
-                "rejected": [{"role": "assistant", "content": f"The capital is Capital {i * 7}."}],
-            }) + "\n")
-    return path
 
 
 def _job(store: Store, job_id: int = 1) -> RetuneJob:
@@ -104,7 +91,7 @@ def test_a_two_process_job_trains_heartbeats_registers_its_lineage_and_re_evalua
 ) -> None:
     suite = write_suite(tmp_path)
     assert cli("run", str(suite), "--model", str(tiny_model_dir))[0] == 0  # the base's run, to compare with
-    assert cli("data", "import", str(_rows(tmp_path / "pairs.jsonl")))[0] == 0
+    assert cli("data", "import", str(write_dpo_rows(tmp_path / "pairs.jsonl", ROWS)))[0] == 0
     code, out, err = cli("retune", "--model", str(tiny_model_dir), "--dataset", "1", "--epochs", "1",
                          *TWO_CPU_PROCESSES, "--eval-after", str(suite))
     assert code == 0 and "job 1 queued: dpo on dataset 1" in out, err
@@ -145,7 +132,7 @@ def test_a_two_process_job_trains_heartbeats_registers_its_lineage_and_re_evalua
 def test_cancel_ends_the_process_group_and_a_retry_resumes_from_the_last_checkpoint(
     cli: Cli, tiny_model_dir: Path, tmp_path: Path, _private_home: Path
 ) -> None:
-    assert cli("data", "import", str(_rows(tmp_path / "pairs.jsonl")))[0] == 0
+    assert cli("data", "import", str(write_dpo_rows(tmp_path / "pairs.jsonl", ROWS)))[0] == 0
     code, _, err = cli("retune", "--model", str(tiny_model_dir), "--dataset", "1", "--epochs", "6",
                        "--save-steps", "2", *TWO_CPU_PROCESSES)
     assert code == 0, err
@@ -179,7 +166,7 @@ def test_cancel_ends_the_process_group_and_a_retry_resumes_from_the_last_checkpo
 def test_a_worker_without_the_engine_fails_a_job_queued_elsewhere_in_one_line(
     cli: Cli, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    assert cli("data", "import", str(_rows(tmp_path / "pairs.jsonl")))[0] == 0
+    assert cli("data", "import", str(write_dpo_rows(tmp_path / "pairs.jsonl", ROWS)))[0] == 0
     store = open_store()
     with store.session_scope() as session:  # as a machine with a GPU and bitsandbytes queued it
         base = ModelVersion(name="tiny", backend="hf", location=str(tiny_model_dir), fingerprint="tiny")
@@ -220,7 +207,7 @@ def test_each_shipped_accelerate_config_is_one_accelerate_reads_with_the_jobs_va
 def test_qlora_trains_an_adapter_on_a_4_bit_base_in_bf16(tiny_model_dir: Path, tmp_path: Path) -> None:
     from evaltune.retune.train import precision, train
 
-    records = [json.loads(line) for line in _rows(tmp_path / "pairs.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in write_dpo_rows(tmp_path / "pairs.jsonl", ROWS).read_text().splitlines()]
     config = DpoConfig(qlora=True, epochs=1, batch_size=4)
     result = train(str(tiny_model_dir), records, config, tmp_path / "out", log=lambda _line: None)
     assert (result.adapter_dir / "adapter_model.safetensors").is_file()
@@ -231,7 +218,7 @@ def test_qlora_trains_an_adapter_on_a_4_bit_base_in_bf16(tiny_model_dir: Path, t
 def test_a_launched_training_that_fails_fails_the_job_in_one_line_with_the_processes_output_kept(
     cli: Cli, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    assert cli("data", "import", str(_rows(tmp_path / "pairs.jsonl")))[0] == 0
+    assert cli("data", "import", str(write_dpo_rows(tmp_path / "pairs.jsonl", ROWS)))[0] == 0
     code, _, err = cli("retune", "--model", str(tiny_model_dir), "--dataset", "1", "--epochs", "1",
                        "--lora-target-modules", "no_such_proj", *TWO_CPU_PROCESSES)
     assert code == 0, err
