@@ -115,6 +115,28 @@ def login_limits() -> LoginLimitSettings:
     )
 
 
+@dataclass(frozen=True)
+class SessionLifetimeSettings:
+    idle: timedelta
+    longest: timedelta
+
+
+def session_lifetimes() -> SessionLifetimeSettings:
+    """How long a signed-in browser stays signed in: ``$EVALTUNE_SESSION_IDLE_HOURS`` (12) without being used,
+    and ``$EVALTUNE_SESSION_MAX_DAYS`` (14) after its log-in however busy."""
+    return SessionLifetimeSettings(
+        idle=timedelta(hours=_number("SESSION_IDLE_HOURS", 12.0, "hours", minimum=0.01)),
+        longest=timedelta(days=_number("SESSION_MAX_DAYS", 14.0, "days", minimum=0.01)),
+    )
+
+
+def identities_file() -> Path:
+    """Who may sign in through the identity provider, as which account: ``$EVALTUNE_IDENTITIES`` or
+    ``identities.yaml`` in the home folder."""
+    override = _raw("IDENTITIES")
+    return Path(override).expanduser() if override else home() / "identities.yaml"
+
+
 def openai_api_key() -> str | None:
     """The key for ``openai:`` endpoints: ``$EVALTUNE_OPENAI_API_KEY``, else ``$OPENAI_API_KEY``."""
     return _raw("OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY", "").strip() or None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from evaltune.feedback_ui import app_state
+from evaltune.feedback_ui import app_state, server_config
 from evaltune.feedback_ui.auth import Account
 from evaltune.feedback_ui.safe_text import inline
 from evaltune.feedback_ui.screens import PAGES, Page, login
@@ -27,17 +27,23 @@ def _choose_page(account: Account) -> Page:
 def _sidebar(account: Account) -> None:
     st.sidebar.markdown(f"Signed in as **{inline(account.name)}** ({account.role})")
     if st.sidebar.button("Log out", key="logout"):
-        st.session_state.clear()
+        app_state.sign_out()
+        if st.user.get("is_logged_in"):
+            st.logout()  # signed in through the identity provider: end that too, or it would sign in again
         st.rerun()
 
 
 def main() -> None:
     st.set_page_config(page_title="evaltune ratings", layout="wide")
+    server_config.freeze_imported_objects()  # keeps Streamlit's collection after each run cheap
     account = app_state.current_account()
     if account is None:
+        app_state.cookie_exchange()
         login.render()
         return
     _sidebar(account)
+    with st.sidebar:
+        app_state.cookie_exchange()
     page = _choose_page(account)
     app_state.show_flash()
     page.render(app_state.guard(*page.roles))

@@ -14,9 +14,12 @@ with ``evaltune users unlock NAME`` (``unlock``) or ``evaltune users reset-passw
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,10 +27,11 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from evaltune import settings
+from evaltune import settings, textfiles
 from evaltune.db.base import utcnow
 from evaltune.db.engine import Store
 from evaltune.db.ratings import ROLES, LoginAttempt, User
+from evaltune.feedback_ui.sessions import revoke_all
 from evaltune.feedback_ui.transactions import in_transaction
 from evaltune.suggestions import did_you_mean
 
@@ -122,13 +126,26 @@ def find_user(session: Session, name: str) -> User:
 
 
 def reset_password(session: Session, name: str, password: str) -> int:
-    """Give the account ``name`` a new password and lift its log-in lock (``unlock``), for a trusted caller (the
-    command line); returns how many failed log-ins stopped counting. Raises ``AuthError`` for an unknown name or
-    a password shorter than 8 characters."""
+    """Give the account ``name`` a new password, sign out its browsers and lift its log-in lock (``unlock``), for
+    a trusted caller (the command line); returns how many failed log-ins stopped counting. Raises ``AuthError``
+    for an unknown name or a password shorter than 8 characters."""
     user = find_user(session, name)
     _check_password(password)
     user.password_hash = hash_password(password)
+    revoke_all(session, user.id, "password reset")  # whoever knew the old password may hold a session
     return unlock(session, user.name)
+
+
+def set_role(session: Session, name: str, role: str) -> tuple[str, int]:
+    """Give the account ``name`` the role ``role`` and sign out its browsers, for a trusted caller (the command
+    line); returns the role it had and how many sessions ended. Raises ``AuthError`` for an unknown name or
+    role."""
+    user = find_user(session, name)
+    if role not in ROLES:
+        raise AuthError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    before, user.role = user.role, role
+    ended = revoke_all(session, user.id, "role changed") if before != role else 0
+    return before, ended
 
 
 def unlock(session: Session, name: str) -> int:
@@ -287,9 +304,59 @@ def set_active(session: Session, actor: Account, user_id: int, active: bool) -> 
     if user is None:
         raise AuthError(f"no user {user_id}")
     user.active = active
+    if not active:
+        revoke_all(session, user.id, "deactivated")
+
+
+def change_role(session: Session, actor: Account, user_id: int, role: str) -> int:
+    """``set_role`` from the app: admins only, and not on their own account (the last admin could lock everyone
+    out); returns how many of the account's sessions ended."""
+    require_role(actor, "admin")
+    if user_id == actor.id:
+        raise AuthError("you cannot change your own role; ask another admin or use 'evaltune users set-role'")
+    user = session.get(User, user_id)
+    if user is None:
+        raise AuthError(f"no user {user_id}")
+    return set_role(session, user.name, role)[1]
 
 
 def add_user(session: Session, actor: Account, name: str, role: str, password: str) -> Account:
     """``create_user`` on behalf of ``actor``, who must be an admin."""
     require_role(actor, "admin")
     return create_user(session, name, role, password)
+
+
+def read_identities(path: Path) -> dict[str, str]:
+    """Who may sign in through the identity provider: the file maps a verified email address to an account name
+    (``alice@example.org: alice``); the account's role applies. No file: nobody may sign in that way. Raises
+    ``AuthError`` naming the file and the fix when it is not such a mapping."""
+    if not path.exists():
+        return {}
+    try:
+        mapping = textfiles.read_yaml(path)
+    except textfiles.FileProblem as problem:
+        raise AuthError(str(problem)) from None
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+        raise AuthError(f"{path}: write one 'email: account name' line per person, e.g. 'alice@example.org: alice'")
+    return {email.strip().lower(): name.strip() for email, name in mapping.items()}
+
+
+def identity_account(session: Session, claims: Mapping[str, Any], identities: Mapping[str, str]) -> Account:
+    """The account an identity provider's claims (``st.user``) map to through ``identities`` (``read_identities``).
+
+    Raises ``AuthError`` for claims with no email, an email the provider says is unverified, an email that is
+    not in the mapping, or one mapped to an account that does not exist or is deactivated: no access."""
+    email = str(claims.get("email") or "").strip().lower()
+    if not email:
+        raise AuthError("the identity provider sent no email address; ask an admin to check its scopes (email)")
+    if claims.get("email_verified") is False:
+        raise AuthError(f"the identity provider has not verified {email}; verify it there first")
+    name = identities.get(email)
+    if name is None:
+        raise AuthError(f"{email} has no evaltune account; an admin adds '{email}: NAME' to the identities file")
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None or not user.active:
+        raise AuthError(f"{email} maps to {name!r}, which is not an active account; ask an admin")
+    return Account(user.id, user.name, user.role)

@@ -142,7 +142,7 @@ def test_ratings_exports_of_any_version_read_back(tmp_path: Path) -> None:
 
 def test_ui_binds_to_localhost_by_default() -> None:
     command = streamlit_command("127.0.0.1", 8501)
-    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("feedback_ui/app.py")
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("feedback_ui/server.py")
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
     assert "default: 127.0.0.1" in CliRunner().invoke(cli, ["ui", "--help"]).output
 

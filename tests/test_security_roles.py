@@ -146,6 +146,7 @@ Call = Callable[[Session, Account | None, World], Any]
 ACTIONS: dict[str, tuple[tuple[str, ...], Call]] = {
     "auth.add_user": (("admin",), lambda s, a, w: auth.add_user(s, a, "newcomer", "viewer", "long enough pw")),
     "auth.set_active": (("admin",), lambda s, a, w: auth.set_active(s, a, w.seeded.users["ann2"].id, False)),
+    "auth.change_role": (("admin",), lambda s, a, w: auth.change_role(s, a, w.seeded.users["ann2"].id, "viewer")),
     "campaigns.create_campaign": (("admin",), lambda s, a, w: campaigns.create_campaign(
         s, a, name="new", run_ids=w.seeded.run_ids[:1])),
     "campaigns.set_status": (("admin",), lambda s, a, w: campaigns.set_status(s, a, w.open_campaign, "closed")),

@@ -46,8 +46,9 @@ def _built(node: ast.expr, dynamic_names: set[str]) -> bool:
         stringy = any(isinstance(s, (ast.Constant, ast.JoinedStr)) and not isinstance(getattr(s, "value", ""), int)
                       for s in sides)
         return stringy or any(_built(s, dynamic_names) for s in sides)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("format", "join"):
-        return True
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        # str.format, or a separator's join; a query's .join(Model, ...) hangs off a call (select(...).join)
+        return node.func.attr == "format" or (node.func.attr == "join" and not isinstance(node.func.value, ast.Call))
     return isinstance(node, ast.Name) and node.id in dynamic_names
 
 

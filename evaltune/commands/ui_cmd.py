@@ -10,17 +10,19 @@ import click
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
-    """The ``streamlit run`` command line for the app, bound to ``host:port``, with telemetry off.
+    """The ``streamlit run`` command line for the app, bound to ``host:port``, with telemetry off. It runs
+    ``feedback_ui/server.py``: the app (``app.py``) served by Streamlit with the route that sets the session cookie.
 
     An unexpected error shows the browser only its type: its message and traceback (which can hold SQL, stored
     text or a path) go to this terminal, not to whoever is using the app.
     """
     from evaltune import feedback_ui
+    from evaltune.feedback_ui import server_config
 
-    app = Path(feedback_ui.__file__).resolve().parent / "app.py"
+    app = Path(feedback_ui.__file__).resolve().parent / "server.py"
     return [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
-            "--client.showErrorDetails", "type"]
+            "--client.showErrorDetails", "type", *server_config.server_flags()]
 
 
 @click.command()

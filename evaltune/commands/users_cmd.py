@@ -1,4 +1,5 @@
-"""``evaltune users add NAME --role ROLE``, ``users list``, ``users reset-password NAME``, ``users unlock NAME``."""
+"""``evaltune users add NAME --role ROLE``, ``users list``, ``users reset-password NAME``, ``users unlock NAME``,
+``users set-role NAME --role ROLE``. A password reset and a role change sign the account's browsers out."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def add(name: str, role: str, password_stdin: bool) -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from the first line of standard input.")
 def reset_password(name: str, password_stdin: bool) -> None:
-    """Give NAME a new password (prompted twice unless --password-stdin) and lift any log-in lock on it."""
+    """Give NAME a new password (prompted twice unless --password-stdin), sign out its browsers and lift any
+    log-in lock on it."""
     from evaltune.feedback_ui import auth
 
     user = _in_store(lambda session: auth.find_user(session, name).name)  # before asking for a password
@@ -61,6 +63,28 @@ def unlock(name: str) -> None:
         click.echo(f"unlocked {name.strip()!r}: {_failures(cleared)} no longer count")
     else:
         click.echo(f"{name.strip()!r} has no failed log-ins to clear")
+
+
+@users.command("set-role")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the account may do in the app from now.")
+def set_role(name: str, role: str) -> None:
+    """Give NAME another role; its browsers are signed out and log in again with the new role."""
+    from evaltune.feedback_ui import auth
+
+    before, ended = _in_store(lambda session: auth.set_role(session, name, role))
+    if before == role:
+        click.echo(f"{name.strip()!r} is already {_a(role)}")
+        return
+    click.echo(f"{name.strip()!r} is now {_a(role)} (was {_a(before)}); {_sessions(ended)} signed out")
+
+
+def _a(role: str) -> str:
+    return f"an {role}" if role[0] in "aeiou" else f"a {role}"
+
+
+def _sessions(count: int) -> str:
+    return f"{count} browser session{'s' if count != 1 else ''}"
 
 
 def _failures(count: int) -> str:
@@ -91,13 +115,16 @@ def _in_store(work: Callable[[Session], T]) -> T:
 
 @users.command("list")
 def list_users() -> None:
-    """Every account: id, name, role, active."""
+    """Every account: id, name, role, active, and how many browsers are signed in with it."""
     from evaltune.feedback_ui.auth import list_users as stored_users
+    from evaltune.feedback_ui.sessions import live_counts
 
     with store_session() as session:
         rows = stored_users(session)
+        signed_in = live_counts(session)
     if not rows:
         click.echo("no users yet: try 'evaltune users add NAME --role admin'")
         return
     for user in rows:
-        click.echo(f"{user.id:>4}  {user.name:<24} {user.role:<10} {'active' if user.active else 'inactive'}")
+        click.echo(f"{user.id:>4}  {user.name:<24} {user.role:<10} {'active' if user.active else 'inactive':<8}"
+                   f"  {_sessions(signed_in.get(user.id, 0))}")
