@@ -37,6 +37,8 @@ class Campaign(Base):
     overlap: Mapped[int] = mapped_column(Integer, default=1)  # ratings wanted per item
     pairwise: Mapped[bool] = mapped_column(default=False)
     guidelines: Mapped[str] = mapped_column(Text, default="")
+    # Annotators are not shown the items' reference answers (to judge without anchoring on them).
+    hide_references: Mapped[bool] = mapped_column(default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(20), default="open")
     # How the items were chosen: {"method": "all"}, or an informative selection's budget and reasons.
     selection: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))

@@ -8,7 +8,9 @@ Every row carries ``schema_version`` (a JSON field, a CSV column): the file is o
 spreadsheet, and a per-row version survives files being concatenated or filtered. Versions:
 
 1. no ``schema_version`` field and no ``thumbs`` (files written before either existed);
-2. adds ``thumbs`` (True up, False down, empty when the annotator gave neither) and ``schema_version``.
+2. adds ``thumbs`` (True up, False down, empty when the annotator gave neither) and ``schema_version``;
+3. adds ``spans``: the unsupported parts marked in the output, as ``[[start, end], ...]`` character offsets into
+   ``output`` (end exclusive; in CSV the same list written as JSON), empty where none were marked.
 """
 
 from __future__ import annotations
@@ -28,14 +30,15 @@ from evaltune.db.ratings import CampaignItem, Rating, User
 from evaltune.feedback_ui.rating_task import prompt_text
 
 FORMATS = ("jsonl", "csv")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BATCH = 1000
 _INTEGERS = {"schema_version", "rating_id", "campaign_id", "campaign_item_id", "generation_id", "run_id", "likert",
              "side_a_generation_id", "side_b_generation_id", "preferred_generation_id", "adjudicated_by"}
 _FLAGS = {"skipped", "thumbs", "hallucination", "bias", "unsafe"}
 COLUMNS = [
     "schema_version", "rating_id", "campaign_id", "campaign_item_id", "item_key", "annotator", "created_at",
-    "skipped", "generation_id", "run_id", "likert", "thumbs", "hallucination", "hallucinated_span", "bias", "unsafe",
+    "skipped", "generation_id", "run_id", "likert", "thumbs", "hallucination", "hallucinated_span", "spans", "bias",
+    "unsafe",
     "correction", "comment", "choice", "side_a_generation_id", "side_b_generation_id", "preferred_generation_id",
     "adjudicated_by", "prompt", "output", "output_a", "output_b",
 ]
@@ -50,7 +53,7 @@ def _query(campaign_id: int | None) -> Any:
             Rating.id.label("rating_id"), CampaignItem.campaign_id, Rating.campaign_item_id,
             SuiteItem.key.label("item_key"), User.name.label("annotator"), Rating.created_at, Rating.skipped,
             Rating.generation_id, single.run_id, Rating.likert, Rating.thumbs, Rating.hallucination,
-            Rating.hallucinated_span,
+            Rating.hallucinated_span, Rating.spans,
             Rating.bias, Rating.unsafe, Rating.correction, Rating.comment, Rating.choice,
             Rating.side_a_generation_id, Rating.side_b_generation_id, preferred.label("preferred_generation_id"),
             Rating.adjudicated_by, SuiteItem.input.label("prompt"), single.output.label("output"),
@@ -89,6 +92,7 @@ def write_ratings(session: Session, out: IO[str], fmt: str, campaign_id: int | N
         if fmt == "csv":
             # dtype=object keeps each value as it is: a Likert of 4 stays "4", not "4.0" beside an empty one.
             frame = pd.DataFrame(batch, columns=COLUMNS, dtype=object)
+            frame["spans"] = frame["spans"].map(lambda spans: json.dumps(spans) if spans else None)
             frame.to_csv(out, header=count == 0, index=False, lineterminator="\n")
         else:
             out.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in batch)
@@ -122,6 +126,8 @@ def read_ratings(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
         for column in _FLAGS.intersection(frame.columns):
             frame[column] = frame[column].map({"True": True, "False": False})
+        if "spans" in frame:
+            frame["spans"] = frame["spans"].map(lambda text: json.loads(text) if isinstance(text, str) else None)
     else:
         frame = pd.read_json(path, lines=True, dtype=False, convert_dates=False)
     if "schema_version" in frame and frame["schema_version"].notna().any():
@@ -130,7 +136,7 @@ def read_ratings(path: Path) -> pd.DataFrame:
             raise ValueError(f"{path}: written with ratings schema version {newest}, newer than this evaltune "
                              f"reads ({SCHEMA_VERSION}); upgrade evaltune to read it")
     frame["schema_version"] = SCHEMA_VERSION
-    for column in COLUMNS:  # version 1 had no thumbs: unknown, which is not False
+    for column in COLUMNS:  # version 1 had no thumbs: unknown, which is not False; before 3, no spans
         if column not in frame:
             frame[column] = None
     for column in COLUMNS:

@@ -252,6 +252,7 @@ def submit_rating(
         rating.generation_id = item.generation_id
         for field in SINGLE_FIELDS:
             setattr(rating, field, getattr(answer, field))
+        rating.spans = [list(span) for span in answer.spans] if answer.spans else None  # JSON: [[start, end]]
     _count_rating(session, item, campaign.overlap, held)
     session.add(rating)
     session.flush()  # the unique (item, user) constraint fires here, inside the caller's transaction

@@ -33,6 +33,8 @@ class Task:
     context: str | None
     references: list[str]
     outputs: list[str]
+    expect_abstention: bool = False  # the right answer is to say "I don't know"
+    references_hidden: bool = False  # the campaign hides reference answers on purpose
 
 
 def prompt_text(item_input: Any) -> str:
@@ -75,6 +77,8 @@ def load_task(session: Session, account: Account, reservation: Reservation) -> T
         item_key=suite_item.key,
         prompt=prompt_text(suite_item.input),
         context=suite_item.context,
-        references=[str(ref) for ref in suite_item.references or []],
+        references=[] if campaign.hide_references else [str(ref) for ref in suite_item.references or []],
         outputs=outputs,
+        expect_abstention=suite_item.expect_abstention and not campaign.hide_references,
+        references_hidden=campaign.hide_references,
     )

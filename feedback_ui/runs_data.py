@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from evaltune.db import queries
-from evaltune.db.evaluation import Generation, RunMetric, SuiteItem
+from evaltune.db.evaluation import Generation, Run, RunMetric, SuiteItem
 from evaltune.db.ratings import Rating, User
 from evaltune.feedback_ui.campaigns import parse_filters, score_passes
 from evaltune.feedback_ui.transactions import has_tag
@@ -44,6 +44,44 @@ def run_metrics(session: Session, run_id: int) -> list[dict[str, Any]]:
              "value": round(line.value, 4), "95% CI": f"[{line.ci_low:.3f}, {line.ci_high:.3f}]", "n": line.n,
              "p": None if line.p_value is None else round(line.p_value, 4), "note": line.note}
             for line in metric_lines(metrics)]
+
+
+def _run_item_keys(session: Session, run_ids: list[int]) -> dict[int, frozenset[str]]:
+    """For each run that has outputs: the keys of the items its suite version offered it (its first
+    ``item_limit`` when it was limited). Read per suite version, not per output, so that it stays one small
+    query however many outputs the runs hold."""
+    with_outputs = exists(select(Generation.id).where(Generation.run_id == Run.id))
+    runs = session.execute(select(Run.id, Run.suite_id, Run.item_limit).where(Run.id.in_(run_ids), with_outputs)
+                           ).all()
+    items = session.execute(select(SuiteItem.suite_id, SuiteItem.key, SuiteItem.position)
+                            .where(SuiteItem.suite_id.in_({suite_id for _, suite_id, _ in runs}))).all()
+    by_version: dict[tuple[int, int | None], frozenset[str]] = {}
+    keys: dict[int, frozenset[str]] = {}
+    for run_id, suite_id, limit in runs:
+        if (suite_id, limit) not in by_version:
+            by_version[suite_id, limit] = frozenset(
+                key for sid, key, position in items if sid == suite_id and (limit is None or position < limit))
+        keys[run_id] = by_version[suite_id, limit]
+    return keys
+
+
+def comparable_pair(session: Session, run_ids: list[int]) -> tuple[int, int] | None:
+    """(baseline, candidate) for the Compare page to open on: the newest run that shares items with an earlier
+    one, and the newest such earlier run (``run_ids`` newest first, as ``runs_table`` lists them); None when no
+    two of them share an item."""
+    keys = _run_item_keys(session, run_ids)
+    ordered = [run_id for run_id in run_ids if run_id in keys]
+    for position, candidate in enumerate(ordered):
+        for baseline in ordered[position + 1:]:
+            if keys[candidate] & keys[baseline]:
+                return baseline, candidate
+    return None
+
+
+def shares_items(session: Session, baseline: int, candidate: int) -> bool:
+    """Whether the two runs have outputs for at least one item key in common (what a comparison needs)."""
+    keys = _run_item_keys(session, [baseline, candidate])
+    return bool(keys.get(baseline, frozenset()) & keys.get(candidate, frozenset()))
 
 
 @dataclass(frozen=True)
@@ -119,7 +157,8 @@ def _page_ratings(session: Session, gen_ids: list[int]) -> dict[int, list[dict[s
     """The single-output ratings of these generations, by generation (a page holds a few dozen at most)."""
     rows = session.execute(
         select(Rating.generation_id, User.name.label("annotator"), Rating.likert, Rating.hallucination,
-               Rating.hallucinated_span, Rating.bias, Rating.unsafe, Rating.correction, Rating.comment)
+               Rating.hallucinated_span, Rating.spans, Rating.bias, Rating.unsafe, Rating.correction,
+               Rating.comment)
         .join(User, User.id == Rating.user_id)
         .where(Rating.generation_id.in_(gen_ids), Rating.skipped.is_(False))
         .order_by(Rating.id)

@@ -4,7 +4,8 @@ The victim is a process storing ratings exactly as the Rate page's submit button
 ``tests.fault_helpers``); it is killed inside the transaction of its fifth rating, after the INSERT and
 before the commit. Afterwards every rating it acknowledged is stored, the interrupted one is not (no partial
 or duplicate rows), the item's counters match the rows, the reservation expires and the item is offered
-again: the real app (Streamlit, through ``AppTest``) stores it, and a new process rates the rest.
+again: the real app (Streamlit, through ``AppTest``) offers it, the page's submit transaction stores it, and a
+new process rates the rest.
 
 kill -9 of ``evaltune ui`` itself must stop the app, so that it can be started again on its port.
 """
@@ -29,7 +30,10 @@ from streamlit.testing.v1 import AppTest
 from evaltune.db.base import utcnow
 from evaltune.db.evaluation import SuiteItem
 from evaltune.db.ratings import Assignment, CampaignItem, Rating
+from evaltune.feedback_ui.answers import SingleAnswer
+from evaltune.feedback_ui.auth import Account
 from evaltune.feedback_ui.campaigns import create_campaign
+from evaltune.feedback_ui.queue import submit_rating
 from tests.fault_helpers import PROJECT_ROOT, evaltune, kill_when, opened, read, start, wait_for
 from tests.fixtures.feedback_seed import PASSWORD, seed_store
 from tests.fixtures.postgres import _free_port
@@ -58,21 +62,22 @@ def _consistent(url: str) -> list[str]:
     return read(url, check)
 
 
-def _rate_in_the_app(item_key: str) -> None:
-    """Log in to the real app as ``ann``: the Rate page offers ``item_key``; rate it."""
+def _rate_in_the_app(url: str, annotator: Account, item_key: str) -> None:
+    """Log in to the real app as ``ann``: the Rate page offers (and reserves) ``item_key``; rate it through the
+    transaction the page's rating form runs when it sends (``queue.submit_rating``: AppTest cannot drive the
+    form's JavaScript; the browser tests do)."""
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at.text_input(key="login_name").input("ann")
     at.text_input(key="login_password").input(PASSWORD)
     next(b for b in at.button if b.label == "Log in").click()
     at.run()
-    assert any(f"Item {item_key}" in str(c.value) for c in at.caption), [c.value for c in at.caption]
-    next(r for r in at.radio if r.label.startswith("Overall quality")).set_value(4)
-    next(r for r in at.radio if r.label.startswith("Does it state")).set_value("no")
-    next(b for b in at.button if b.label == "Submit rating").click()
-    at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("Rating saved." in str(s.value) for s in at.success)
+    assert any(f"Item {item_key}" in str(c.value) for c in at.caption), [c.value for c in at.caption]
+    with opened(url) as store, store.session_scope() as session:
+        reserved = session.scalars(select(Assignment.id).where(Assignment.user_id == annotator.id,
+                                                               Assignment.status == "open")).one()
+        submit_rating(session, annotator, reserved, SingleAnswer(likert=4, hallucination=False))
 
 
 def test_the_app_killed_mid_write_keeps_every_acknowledged_rating_and_frees_the_item(
@@ -105,7 +110,7 @@ def test_the_app_killed_mid_write_keeps_every_acknowledged_rating_and_frees_the_
         .where(CampaignItem.id == held.campaign_item_id)))
 
     time.sleep(max(0.0, (held.expires_at - utcnow()).total_seconds()) + 0.1)
-    _rate_in_the_app(item_key)  # the expired hold is released and the same item offered again
+    _rate_in_the_app(store_url, ann, item_key)  # the expired hold is released and the same item offered again
     assert read(store_url, lambda s: s.get_one(Assignment, interrupted)).status == "done"
 
     rest = start(_rater(store_url, campaign_id, ann.id, -1), dict(os.environ), tmp_path / "rest.log")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,13 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from evaltune.db import Store
-from evaltune.db.ratings import CampaignItem, Rating, User
+from evaltune.db.evaluation import SuiteItem
+from evaltune.db.ratings import CampaignItem, User
+from evaltune.feedback_ui.answers import SingleAnswer
 from evaltune.feedback_ui.campaigns import create_campaign
 from tests.conftest import invoke_main
 from tests.fixtures.answer_server import answer_server
-from tests.fixtures.feedback_seed import HOSTILE, PASSWORD, Seeded, seed_store, seed_users
+from tests.fixtures.feedback_seed import HOSTILE, PASSWORD, Seeded, rate_campaign, seed_store, seed_users
 
 APP = str(Path(__file__).resolve().parent.parent / "feedback_ui" / "app.py")
 TIMEOUT = 60  # seconds per script run: generous, the machine is shared
@@ -49,10 +52,6 @@ def _login(name: str, password: str = PASSWORD, page: str | None = None) -> AppT
 
 def _button(at: AppTest, label: str) -> Any:
     return next(b for b in at.button if b.label == label)
-
-
-def _radio(at: AppTest, label: str) -> Any:
-    return next(r for r in at.radio if r.label.startswith(label))
 
 
 def _texts(at: AppTest) -> str:
@@ -120,74 +119,50 @@ def test_the_page_guard_checks_the_stored_role_at_every_run(store: Store, seeded
     assert "log in first" in _texts(at) and "user_id" not in at.session_state
 
 
-def test_single_rating_form_stores_every_field(store: Store, seeded: Seeded) -> None:
+def _rating_form(at: AppTest) -> dict[str, Any]:
+    """What the Rate page handed its form component (the form itself runs in the browser: tests/test_rate_*)."""
+    forms = at.get("bidi_component")
+    assert len(forms) == 1 and forms[0].proto.component_name == "evaltune_rating_form"
+    return dict(json.loads(forms[0].proto.json))
+
+
+def test_single_rating_form_gets_the_output_beside_the_prompt_and_the_right_answer(store: Store,
+                                                                                    seeded: Seeded) -> None:
     _campaign(store, seeded)
     at = _login("ann1")
-    assert "Rated by you: 0" in at.get("progress")[0].proto.text
-    _radio(at, "Overall quality").set_value(2)
-    _radio(at, "Thumbs").set_value(False)
-    _radio(at, "Does it state").set_value("yes")
-    next(t for t in at.text_input if t.label.startswith("If yes")).input("<b>bold tag</b>")
-    next(c for c in at.checkbox if c.label.startswith("Unsafe")).check()
-    next(t for t in at.text_area if t.label.startswith("Corrected")).input("Capital 0.")
-    next(t for t in at.text_area if t.label.startswith("Comment")).input("script in output")
-    _button(at, "Submit rating").click()
-    at.run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert "Rating saved." in _texts(at)
-    assert "Rated by you: 1" in at.get("progress")[0].proto.text
+    assert not at.exception and "Rated by you: 0" in at.get("progress")[0].proto.text
+    form = _rating_form(at)
+    assert (form["outputs"], form["pairwise"], form["submit_label"]) == ([HOSTILE], False, "Submit rating")
+    assert [label for _value, label in form["likert"]] == ["1 very poor", "2 poor", "3 acceptable", "4 good",
+                                                           "5 excellent"]
+    assert {"Question 0: what is the capital of country 0?", "Capital 0"} <= {c.value for c in at.code}
+    assert "Right answer" in _texts(at)
+
+
+def test_an_abstention_item_shows_i_dont_know_as_the_right_answer(store: Store, seeded: Seeded) -> None:
     with store.session_scope() as s:
-        rating = s.execute(select(Rating)).scalar_one()
-        assert (rating.likert, rating.thumbs, rating.hallucination, rating.hallucinated_span, rating.bias,
-                rating.unsafe, rating.correction, rating.comment) == (2, False, True, "<b>bold tag</b>", False, True,
-                                                                      "Capital 0.", "script in output")
-
-
-def test_an_incomplete_form_is_not_stored(store: Store, seeded: Seeded) -> None:
+        for item in s.execute(select(SuiteItem)).scalars():
+            item.references, item.expect_abstention = [], True
     _campaign(store, seeded)
     at = _login("ann1")
-    _radio(at, "Overall quality").set_value(5)
-    _button(at, "Submit rating").click()
-    at.run()
-    assert "answer the overall quality and the hallucination question" in _texts(at)
-    with store.session_scope() as s:
-        assert s.execute(select(Rating)).first() is None
+    assert "I don't know." in [c.value for c in at.code]
+    assert "Right answer: abstain" in _texts(at) and "No reference answer" not in _texts(at)
 
 
-def test_skip_moves_on_and_is_recorded(store: Store, seeded: Seeded) -> None:
-    _campaign(store, seeded)
-    at = _login("ann1")
-    first_output = at.code[1].value
-    _button(at, "Skip").click()
-    at.run()
-    assert "Skipped" in _texts(at) and at.code[1].value != first_output
-    with store.session_scope() as s:
-        assert s.execute(select(Rating.skipped)).scalar_one() is True
-
-
-def test_pairwise_form_hides_models_and_records_sides(store: Store, seeded: Seeded) -> None:
+def test_pairwise_form_hides_models(store: Store, seeded: Seeded) -> None:
     _campaign(store, seeded, run_ids=seeded.run_ids, pairwise=True, overlap=1)
     at = _login("ann1")
-    shown = [c.value for c in at.code]
-    assert "model-1" not in _texts(at) + "".join(shown) and "model-2" not in _texts(at)
-    output_a = shown[1]
-    _radio(at, "Which output is better?").set_value("b")
-    _button(at, "Submit rating").click()
-    at.run()
-    assert not at.error, [e.value for e in at.error]
-    with store.session_scope() as s:
-        rating = s.execute(select(Rating)).scalar_one()
-        item = s.get(CampaignItem, rating.campaign_item_id)
-        assert item is not None and rating.choice == "b"
-        outputs = {item.generation_id: "run 1", item.other_generation_id: "run 2"}
-        a_is_run_1 = output_a == HOSTILE or output_a.startswith("Run 1")
-        assert outputs[rating.side_a_generation_id] == ("run 1" if a_is_run_1 else "run 2")
+    form = _rating_form(at)
+    assert form["pairwise"] and form["submit_label"] == "Submit choice" and len(form["outputs"]) == 2
+    assert [key for _value, _label, key in form["choices"]] == ["a", "b", "t", "x"]
+    shown = json.dumps(form) + _texts(at) + "".join(c.value for c in at.code)
+    assert "model-1" not in shown and "model-2" not in shown
 
 
 def test_hostile_output_is_shown_as_text_and_never_rendered(store: Store, seeded: Seeded) -> None:
     _campaign(store, seeded)
     at = _login("ann1")
-    assert HOSTILE in [c.value for c in at.code]  # verbatim, in a code block
+    assert _rating_form(at)["outputs"] == [HOSTILE]  # verbatim: the form sets it as text (tests/test_rate_*)
     for element in [*at.markdown, *at.caption]:
         assert "onerror" not in element.value and "<script" not in element.value
         assert not element.proto.allow_html if hasattr(element.proto, "allow_html") else True
@@ -200,12 +175,8 @@ def test_hostile_output_is_shown_as_text_and_never_rendered(store: Store, seeded
 
 def test_viewer_and_admin_pages_render_with_ratings(store: Store, seeded: Seeded) -> None:
     campaign = _campaign(store, seeded)
-    at = _login("ann1")
-    for _ in range(2):
-        _radio(at, "Overall quality").set_value(4)
-        _radio(at, "Does it state").set_value("no")
-        _button(at, "Submit rating").click()
-        at.run()
+    with store.session_scope() as s:
+        rate_campaign(s, seeded.users["ann1"], campaign, lambda _task: SingleAnswer(likert=4, hallucination=False))
     at = _login("admin")
     for page in ["progress", "agreement", "runs", "compare", "sweeps", "adjudicate", "campaigns", "users"]:
         at.sidebar.radio(key="nav").set_value(page)
@@ -213,7 +184,7 @@ def test_viewer_and_admin_pages_render_with_ratings(store: Store, seeded: Seeded
         assert not at.exception, (page, at.exception)
         assert at.header[0].value == page.capitalize()
     at = _login("view", page="progress")
-    assert any(df.value["ratings"].tolist()[0] == f"2 / {4 * 2}" for df in at.dataframe if "ratings" in df.value)
+    assert any(df.value["ratings"].tolist()[0] == f"4 / {4 * 2}" for df in at.dataframe if "ratings" in df.value)
     assert campaign
 
 

@@ -4,6 +4,7 @@ question, reference, output and the scores that apply to each item, and one outp
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import streamlit as st
 
@@ -23,6 +24,7 @@ from evaltune.feedback_ui.runs_data import (
     runs_table,
 )
 from evaltune.feedback_ui.safe_text import inline, plain
+from evaltune.feedback_ui.spans_view import merged_spans, show_output, span_texts
 from evaltune.reports.outputs import FAILURE_RULE, OutputsError
 from evaltune.reports.outputs_format import score_text
 
@@ -42,7 +44,9 @@ def render(account: Account) -> None:
 
 
 def _filters() -> OutputFilter:
-    cols = st.columns([2, 2, 2, 1])
+    # The last column is wide enough for "Failures only" and its help icon at 1280 px (narrower cut it to
+    # "Failures…"); on a phone the columns stack.
+    cols = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     tag = cols[0].text_input("Tag", key="runs_tag").strip() or None
     rule = cols[1].text_input("Score filter", placeholder="abstention==0", key="runs_rule").strip()
     text = cols[2].text_input("Output contains", key="runs_text").strip() or None
@@ -87,9 +91,20 @@ def _one_output(shown: list[ShownOutput]) -> None:
         plain(row.context, label="Context")
     for reference in row.references:
         plain(reference, label="Reference")
-    plain(row.output, label="Output")
+    marked = merged_spans(rating.get("spans") for rating in chosen.ratings)
+    show_output(row.output, marked, label="Output" + (" (spans annotators marked unsupported are highlighted)"
+                                                      if marked else ""), title="marked unsupported by an annotator")
     st.caption(inline(score_text(row) or "no scores") + " · " + rating_summary(chosen.ratings))
     if chosen.ratings:
-        st.dataframe(chosen.ratings, hide_index=True)
+        st.dataframe([_rating_row(rating, row.output) for rating in chosen.ratings], hide_index=True)
     if row.tags:
         st.caption("Tags: " + inline(", ".join(row.tags)))
+
+
+def _rating_row(rating: dict[str, Any], output: str) -> dict[str, Any]:
+    """A rating for the table: its spans as the quoted text they mark (offsets mean little to a reader)."""
+    quoted = span_texts(output, rating.get("spans"))
+    shown = {key: value for key, value in rating.items() if key != "spans"}
+    if quoted:
+        shown["hallucinated_span"] = " … ".join(quoted)
+    return shown
