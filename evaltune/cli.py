@@ -12,6 +12,7 @@ from evaltune.commands import (
     data_cmd,
     db_cmd,
     demo_cmd,
+    exchange_cmd,
     gate_cmd,
     jobs_cmd,
     judge_cmd,
@@ -65,6 +66,10 @@ cli.add_command(demo_cmd.demo)
 cli.add_command(report_cmd.report)
 cli.add_command(gate_cmd.gate)
 cli.add_command(sweeps_cmd.sweeps)
+campaigns_cmd.campaigns.add_command(exchange_cmd.export_campaign)  # Label Studio / Argilla out
+campaigns_cmd.campaigns.add_command(exchange_cmd.import_annotations)  # and their annotations back in
+ratings_cmd.ratings.add_command(exchange_cmd.ratings_to_dataset)  # Hugging Face datasets (Parquet, hub)
+data_cmd.data.add_command(exchange_cmd.data_to_dataset)
 
 
 def main() -> None:

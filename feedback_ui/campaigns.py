@@ -11,7 +11,11 @@ A filter is a short string, several of which all apply:
 Each name is checked against what the campaign's runs have (their suites, their items' tags, the scorers that
 scored them): a misspelt one is refused with the closest name they do have, instead of leaving nothing to rate.
 
-Campaign items are written by one ``INSERT ... SELECT``: no generation passes through Python.
+Campaign items of a single-output campaign that takes every output are written by one ``INSERT ... SELECT``: no
+generation passes through Python. A pairwise campaign reads only the ids of its pairs, and the outputs of the few
+pairs that are equal once every whitespace character is removed: those identical after whitespace normalisation
+are recorded as ties by rule, never queued (``feedback_ui.selection``). An informative selection
+(``select="informative"``) reads the runs' scores to choose where a budget of judgements teaches the most.
 
 A campaign may be given to named annotators; one given to nobody in particular is open to every annotator.
 An annotator sees and rates only the campaigns open to them (``campaigns_for``, checked again by the queue).
@@ -24,13 +28,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, null, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, insert, literal, null, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from evaltune.db.evaluation import Generation, Run, Score, Suite, SuiteItem
-from evaltune.db.ratings import Campaign, CampaignAnnotator, CampaignItem, User
+from evaltune.db.ratings import Campaign, CampaignAnnotator, CampaignItem, RuledTie, User
 from evaltune.feedback_ui.auth import Account, require_role
+from evaltune.feedback_ui.selection import METHODS, PairRow, choose_informative, normalised, without_whitespace
 from evaltune.feedback_ui.transactions import has_no_choices, has_tag
+from evaltune.reports.human import not_overall_rates, ruled_ties_note, selection_note
 from evaltune.reports.outputs import is_per_assertion
 from evaltune.suggestions import did_you_mean
 
@@ -98,28 +104,51 @@ def _conditions(session: Session, item_filter: ItemFilter, generations: Sequence
     return conditions
 
 
-def _single_rows(session: Session, run_ids: list[int], item_filter: ItemFilter) -> Any:
+def _output_rows(session: Session, run_ids: list[int], item_filter: ItemFilter) -> Any:
     gen = aliased(Generation)
     return (
-        select(func.row_number().over(order_by=gen.id) - 1, gen.item_id, gen.id, null())
+        select(gen.item_id, gen.id)
         .join(SuiteItem, SuiteItem.id == gen.item_id)
         .join(Run, Run.id == gen.run_id)
         .join(Suite, Suite.id == Run.suite_id)
         .where(gen.run_id.in_(run_ids), has_no_choices(session), *_conditions(session, item_filter, [gen]))
+        .order_by(gen.id)
     )
 
 
-def _pair_rows(session: Session, run_ids: list[int], item_filter: ItemFilter) -> Any:
+def _every_output(session: Session, campaign_id: int, run_ids: list[int], item_filter: ItemFilter) -> None:
+    """One ``INSERT ... SELECT`` of every output that passes the filters."""
+    rows = _output_rows(session, run_ids, item_filter).order_by(None)
+    first = rows.selected_columns[1]
+    rows = rows.add_columns(func.row_number().over(order_by=first) - 1, null(), literal(campaign_id))
+    columns = ["item_id", "generation_id", "position", "other_generation_id", "campaign_id"]
+    session.execute(insert(CampaignItem).from_select(columns, rows))
+
+
+def _pair_rows(session: Session, run_ids: list[int], item_filter: ItemFilter) -> tuple[list[PairRow], set[PairRow]]:
+    """Every pair of the two runs' outputs for the same item and sample that passes the filters, in order, and
+    those of them whose outputs are identical after whitespace normalisation."""
     first, second = aliased(Generation), aliased(Generation)
-    return (
-        select(func.row_number().over(order_by=first.id) - 1, first.item_id, first.id, second.id)
+    maybe_same = without_whitespace(first.output) == without_whitespace(second.output)
+    stmt = (
+        select(first.item_id, first.id, second.id,
+               case((maybe_same, first.output), else_=null()), case((maybe_same, second.output), else_=null()))
         .join(second, and_(second.item_id == first.item_id, second.sample_index == first.sample_index))
         .join(SuiteItem, SuiteItem.id == first.item_id)
         .join(Run, Run.id == first.run_id)
         .join(Suite, Suite.id == Run.suite_id)
         .where(first.run_id == run_ids[0], second.run_id == run_ids[1], has_no_choices(session))
         .where(*_conditions(session, item_filter, [first, second]))
+        .order_by(first.id)
     )
+    rows, identical = [], set()
+    for item_id, first_id, second_id, first_output, second_output in session.execute(stmt):
+        row = PairRow(item_id, first_id, second_id)
+        rows.append(row)
+        if first_output is not None and second_output is not None \
+                and normalised(first_output) == normalised(second_output):
+            identical.add(row)
+    return rows, identical
 
 
 def create_campaign(
@@ -133,16 +162,27 @@ def create_campaign(
     pairwise: bool = False,
     guidelines: str = "",
     annotators: Sequence[int] = (),
+    selection: str = "all",
+    budget: int | None = None,
+    seed: int = 0,
+    hide_references: bool = False,
 ) -> Campaign:
     """Create a campaign and its items; ``actor`` must be an admin (None: the command line, trusted).
 
     ``annotators`` (user ids) gives the campaign to those annotators only; empty: to every annotator.
+    ``hide_references``: the annotators are not shown the items' reference answers.
 
     Single output: one item per generation of the runs that passes the filters. Pairwise: exactly two
-    runs, one item per shared suite item and sample, the first run's output recorded as ``generation_id``.
+    runs, one item per shared suite item and sample, the first run's output recorded as ``generation_id``;
+    a pair whose outputs are identical after whitespace normalisation is recorded as a ``RuledTie`` instead
+    of an item (a campaign whose every pair is identical is created closed, with its ties and nothing to rate).
+    ``selection``: ``all`` (every output or pair that passes the filters) or ``informative``: at most
+    ``budget // overlap`` items, where a judgement teaches the most (``feedback_ui.selection``; ``seed`` breaks
+    ties), each with its ``selected_because``; ``campaign.selection`` records how the items were chosen.
     Raises ``CampaignError`` for unknown runs, a pairwise campaign without two runs of one suite, a bad
-    filter or one naming a suite, tag or scorer the runs lack, an overlap below 1, or filters that leave
-    nothing to rate.
+    filter or one naming a suite, tag or scorer the runs lack, an overlap below 1, an unknown selection, a budget
+    without ``informative`` (or one missing, or below the overlap, with it), filters that leave nothing to rate,
+    or an informative selection that finds no informative item.
     """
     if actor is not None:
         require_role(actor, "admin")
@@ -151,6 +191,7 @@ def create_campaign(
     check_filter_names(session, filters, runs)
     if overlap < 1:
         raise CampaignError("the overlap (ratings per item) must be at least 1")
+    check_selection(selection, budget, overlap)
     campaign = Campaign(
         name=name.strip() or f"runs {', '.join(map(str, run_ids))}",
         run_ids=[run.id for run in runs],
@@ -158,21 +199,92 @@ def create_campaign(
         overlap=overlap,
         pairwise=pairwise,
         guidelines=guidelines,
+        hide_references=hide_references,
         status="open",
+        selection={"method": "all"},
         created_by=actor.id if actor else None,
     )
     session.add(campaign)
     session.flush()
     _give_to(session, campaign.id, annotators)
     ids = [run.id for run in runs]
-    rows = _pair_rows(session, ids, item_filter) if pairwise else _single_rows(session, ids, item_filter)
-    rows = rows.add_columns(campaign.id)
-    columns = ["position", "item_id", "generation_id", "other_generation_id", "campaign_id"]
-    session.execute(insert(CampaignItem).from_select(columns, rows))
+    if pairwise or selection != "all":
+        _chosen_items(session, campaign, ids, item_filter, budget if selection == "informative" else None, seed)
+    else:
+        _every_output(session, campaign.id, ids, item_filter)
     stored = session.execute(select(func.count()).where(CampaignItem.campaign_id == campaign.id)).scalar_one()
-    if not stored:  # rowcount of INSERT ... SELECT is not reliable on every driver
+    if not stored and not ruled_ties_by_campaign(session, [campaign.id]):
+        # rowcount of INSERT ... SELECT is not reliable on every driver
         raise CampaignError("no outputs of these runs pass the filters: nothing to rate")
+    if not stored:  # every pair identical: nothing to ask anyone, so no annotator is offered it
+        campaign.status = "closed"
     return campaign
+
+
+def check_selection(selection: str, budget: int | None, overlap: int) -> None:
+    """Raise ``CampaignError`` unless ``selection`` and ``budget`` go together (see ``create_campaign``)."""
+    if selection not in METHODS:
+        raise CampaignError(f"unknown selection {selection!r}: choose {' or '.join(METHODS)}")
+    if selection != "informative":
+        if budget is not None:
+            raise CampaignError("a budget only applies to an informative selection: add --select informative, or "
+                                "leave --budget out to rate every output")
+        return
+    if budget is None:
+        raise CampaignError("an informative selection needs a budget: give --budget N, the judgements to spend")
+    if budget < overlap:
+        raise CampaignError(f"a budget of {budget} judgement{'s' if budget != 1 else ''} cannot give one item its "
+                            f"{overlap} ratings (overlap {overlap}): give a budget of at least {overlap}")
+
+
+def _chosen_items(session: Session, campaign: Campaign, run_ids: list[int], item_filter: ItemFilter,
+                  budget: int | None, seed: int) -> None:
+    """Queue the pairs (or outputs) to ask about: identical pairs become ruled ties, and an informative selection
+    keeps the most informative of the rest."""
+    if campaign.pairwise:
+        rows, identical = _pair_rows(session, run_ids, item_filter)
+    else:
+        rows = [PairRow(item_id, gid) for item_id, gid in session.execute(_output_rows(session, run_ids, item_filter))]
+        identical = set()
+    session.add_all(RuledTie(campaign_id=campaign.id, item_id=row.item_id, generation_id=row.generation_id,
+                             other_generation_id=row.other_generation_id, rule="identical outputs")
+                    for row in rows if row in identical)
+    asked = [row for row in rows if row not in identical]
+    chosen: list[tuple[PairRow, str | None]] = [(row, None) for row in asked]
+    if budget:  # an informative selection (check_selection saw to it)
+        picked = choose_informative(session, asked, run_ids, budget=budget, overlap=campaign.overlap, seed=seed)
+        if asked and not picked.chosen:
+            raise CampaignError(f"none of the {len(asked)} {'pairs' if campaign.pairwise else 'outputs'} that pass "
+                                "the filters sits near a scorer's threshold, has scorers that disagree, or flipped "
+                                "between the runs: nothing informative to choose; use --select all")
+        campaign.selection = picked.summary
+        chosen = list(picked.chosen)
+    if chosen:
+        session.execute(insert(CampaignItem), [
+            {"campaign_id": campaign.id, "position": position, "item_id": row.item_id,
+             "generation_id": row.generation_id, "other_generation_id": row.other_generation_id,
+             "selected_because": because} for position, (row, because) in enumerate(chosen)])
+    session.flush()
+
+
+def campaign_notes(selection: dict[str, Any] | None, ties: int, items: int, run_ids: Sequence[int]) -> list[str]:
+    """What the pages and the command line say of a campaign's ties by rule and of how its items were chosen."""
+    lines = []
+    if ties:
+        lines.append(ruled_ties_note(ties) + ("; every pair was, so there is nothing to ask and the campaign is "
+                                              "closed" if not items else ""))
+    if selection_note(selection):
+        runs = "run " + " and run ".join(map(str, run_ids))
+        lines.append(f"{selection_note(selection)}; {not_overall_rates(runs)}")
+    return [line[:1].upper() + line[1:] for line in lines]
+
+
+def ruled_ties_by_campaign(session: Session, campaign_ids: Sequence[int] | None = None) -> dict[int, int]:
+    """Campaign id -> how many of its pairs were identical and recorded as ties by rule (absent: none)."""
+    stmt = select(RuledTie.campaign_id, func.count()).group_by(RuledTie.campaign_id)
+    if campaign_ids is not None:
+        stmt = stmt.where(RuledTie.campaign_id.in_(list(campaign_ids)))
+    return {int(cid): int(n) for cid, n in session.execute(stmt)}
 
 
 def _check_runs(session: Session, run_ids: list[int], pairwise: bool) -> list[Run]:

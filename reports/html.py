@@ -96,6 +96,7 @@ def _human(report: Report) -> str:
         ["mean Likert [95% CI]", fmt_interval(h.likert_baseline), fmt_interval(h.likert_candidate)]])
         + f"<p>A/B: candidate preferred {h.ab_wins}, baseline preferred {h.ab_losses}, ties {h.ab_ties}, "
           f"both bad {h.ab_both_bad}; win rate {fmt(h.ab_win_rate)} [{fmt(h.ab_ci_low)}, {fmt(h.ab_ci_high)}]</p>")
+    out += "".join(f"<p>{escape(note)}</p>" for note in h.notes)  # ties by rule, selected items (reports.human)
     if h.bradley_terry:
         out += _table(["model", "Bradley–Terry log-strength [95% CI]"], [
             [escape(s.model), f"{fmt(s.strength)} [{fmt(s.ci_low)}, {fmt(s.ci_high)}]"] for s in h.bradley_terry])

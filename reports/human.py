@@ -1,16 +1,27 @@
-"""Human ratings in a comparison: mean Likert per run, the A/B win rate, Bradley–Terry strengths."""
+"""Human ratings in a comparison: mean Likert per run, the A/B win rate, Bradley–Terry strengths.
+
+Ties by rule: a pair of outputs a pairwise campaign never queued because the two were identical after whitespace
+normalisation (``RuledTie``) counts as one tie, as if one annotator had judged it: it is added to ``ab_ties``
+(and counted apart in ``ab_ruled_ties``), so, like every tie, it is left out of the win rate (wins / (wins +
+losses)) and of that rate's Wilson interval, which are over decided votes only; in Bradley–Terry it is a tie vote
+(half a win to each model), so identical outputs pull the two strengths together.
+
+Selected items: ratings from a campaign whose items were not all its runs' outputs (an informative selection)
+describe those items, not the runs; ``notes`` says so, campaign by campaign, with how the items were chosen.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
 from evaltune.db.evaluation import Generation, ModelVersion, Run, Suite
-from evaltune.db.ratings import Rating
+from evaltune.db.ratings import Campaign, CampaignItem, Rating, RuledTie
 from evaltune.metrics.stats.intervals import mean_with_ci, wilson_interval
 from evaltune.reports.load import RunData
 from evaltune.reports.records import HumanRatings, Interval, Strength
@@ -35,12 +46,63 @@ def human_ratings(session: Session, base: RunData, cand: RunData, shared: list[s
             picked = side_a if choice == "a" else side_b
             wins += picked in cand_ids
             losses += picked in base_ids
+    ruled = _ruled_ties(session, (base.info.id, cand.info.id), base_ids, cand_ids)
+    ties += ruled
     if not (likert_b or likert_c or wins or losses or ties or both_bad):
         return None
     low, high = wilson_interval(wins, wins + losses)
     rate = wins / (wins + losses) if wins + losses else math.nan
+    notes = [f"A/B: {ruled_ties_note(ruled)}; each counts as one tie (left out of the win rate and its interval, "
+             "like every tie; half a win each in Bradley–Terry)"] if ruled else []
+    notes += _selection_notes(session, (base.info.id, cand.info.id), base_ids | cand_ids)
     return HumanRatings(_interval(likert_b), _interval(likert_c), wins, losses, ties, both_bad, rate, low, high,
-                        _strengths(session, base.info.suite))
+                        _strengths(session, base.info.suite), ab_ruled_ties=ruled, notes=notes)
+
+
+def ruled_ties_note(count: int) -> str:
+    """'12 pairs were identical and recorded as ties, not asked'."""
+    return f"{count} pair{'s were' if count != 1 else ' was'} identical and recorded as ties, not asked"
+
+
+def selection_note(selection: dict[str, Any] | None) -> str:
+    """How a campaign's items were chosen, in words: '' when they are every output that passes its filters."""
+    selection = selection or {}
+    if selection.get("method", "all") == "all":
+        return ""
+    if selection.get("method") != "informative":
+        return f"items chosen by {selection.get('method')!r} selection"
+    # Most items first: PostgreSQL's JSONB does not keep the keys in the order they were written.
+    counts = sorted((selection.get("reasons") or {}).items(), key=lambda pair: (-pair[1], pair[0]))
+    reasons = ", ".join(f"{reason} {count}" for reason, count in counts if count)
+    return (f"items chosen by informative selection: {selection.get('items')} of {selection.get('candidates')} "
+            f"candidates ({selection.get('informative')} informative), for a budget of {selection.get('budget')} "
+            f"judgements at overlap {selection.get('overlap')}, seed {selection.get('seed')}"
+            + (f"; chosen because {reasons}" if reasons else ""))
+
+
+def not_overall_rates(run_ids: str) -> str:
+    return f"rates from it describe these items, not the overall rates of {run_ids}"
+
+
+def _ruled_ties(session: Session, run_ids: tuple[int, int], base_ids: set[int], cand_ids: set[int]) -> int:
+    """Pairs of one baseline and one candidate output recorded as ties because they were identical."""
+    first = aliased(Generation)
+    stmt = (select(RuledTie.generation_id, RuledTie.other_generation_id)
+            .join(first, first.id == RuledTie.generation_id).where(first.run_id.in_(run_ids)))
+    return sum(1 for a, b in session.execute(stmt) if {a, b} & base_ids and {a, b} & cand_ids)
+
+
+def _selection_notes(session: Session, run_ids: tuple[int, int], generation_ids: set[int]) -> list[str]:
+    """A line per campaign whose rated items these outputs are and whose items were selected, not all taken."""
+    stmt = (select(CampaignItem.campaign_id, CampaignItem.generation_id).distinct()
+            .join(Rating, Rating.campaign_item_id == CampaignItem.id)
+            .join(Generation, Generation.id == CampaignItem.generation_id)
+            .where(Generation.run_id.in_(run_ids), Rating.skipped.is_(False)))
+    ids = sorted({cid for cid, gid in session.execute(stmt) if gid in generation_ids})
+    campaigns = session.execute(select(Campaign).where(Campaign.id.in_(ids)).order_by(Campaign.id)).scalars()
+    return [f"Campaign #{c.id} {c.name!r}: {selection_note(c.selection)}; "
+            f"{not_overall_rates('run ' + ' and run '.join(map(str, c.run_ids)))}"
+            for c in campaigns if selection_note(c.selection)]
 
 
 def _interval(values: list[float]) -> Interval:
@@ -69,7 +131,8 @@ def _pairwise(session: Session, run_ids: tuple[int, int], generation_ids: set[in
 
 
 def _strengths(session: Session, suite_name: str) -> list[Strength]:
-    """Bradley–Terry over every A/B vote between model versions on this suite (ties count half each)."""
+    """Bradley–Terry over every A/B vote between model versions on this suite and every tie by rule (ties count
+    half each)."""
     gen_a, gen_b = aliased(Generation), aliased(Generation)
     run_a, run_b = aliased(Run), aliased(Run)
     model_a, model_b = aliased(ModelVersion), aliased(ModelVersion)
@@ -83,6 +146,16 @@ def _strengths(session: Session, suite_name: str) -> list[Strength]:
         .where(Suite.name == suite_name, Rating.choice.in_(("a", "b", "tie")), Rating.skipped.is_(False))
     )
     votes = [(a, b, str(choice)) for choice, a, b in session.execute(stmt) if a != b]
+    ruled = (
+        select(model_a.name, model_b.name).select_from(RuledTie)
+        .join(gen_a, gen_a.id == RuledTie.generation_id).join(run_a, run_a.id == gen_a.run_id)
+        .join(model_a, model_a.id == run_a.model_version_id)
+        .join(gen_b, gen_b.id == RuledTie.other_generation_id).join(run_b, run_b.id == gen_b.run_id)
+        .join(model_b, model_b.id == run_b.model_version_id)
+        .join(Suite, Suite.id == run_a.suite_id)
+        .where(Suite.name == suite_name)
+    )
+    votes += [(a, b, "tie") for a, b in session.execute(ruled) if a != b]  # identical outputs: a tie by rule
     names = sorted({v[0] for v in votes} | {v[1] for v in votes})
     if len(names) < 2:
         return []

@@ -105,6 +105,7 @@ def _human(report: Report) -> list[str]:
              f"(n={h.likert_baseline.n}), candidate {fmt_interval(h.likert_candidate)} (n={h.likert_candidate.n})",
              f"- A/B: candidate preferred {h.ab_wins}, baseline preferred {h.ab_losses}, ties {h.ab_ties}, "
              f"both bad {h.ab_both_bad}; win rate {fmt(h.ab_win_rate)} [{fmt(h.ab_ci_low)}, {fmt(h.ab_ci_high)}]"]
+    lines += [f"- {md_cell(note, 1000)}" for note in h.notes]  # ties by rule, selected items (reports.human)
     if h.bradley_terry:
         lines += ["", "| model | Bradley–Terry log-strength [95% CI] |", "|---|---|"]
         lines += [f"| {md_cell(s.model)} | {fmt(s.strength)} [{fmt(s.ci_low)}, {fmt(s.ci_high)}] |"

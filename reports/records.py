@@ -139,6 +139,8 @@ class HumanRatings:
     ab_ci_low: float
     ab_ci_high: float
     bradley_terry: list[Strength] = field(default_factory=list)
+    ab_ruled_ties: int = 0  # of ab_ties: pairs never asked because their outputs were identical (reports.human)
+    notes: list[str] = field(default_factory=list)  # ties by rule; campaigns whose items were selected
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ class RetuneConfig(ABC):
     merge: bool = setting(False, "Also save the base model with the adapter merged in, as its own model version.")
     report_to: tuple[str, ...] = setting((), "Also log to these trackers (tensorboard, mlflow); one that is not "
                                              "installed is skipped with a warning.")
+    log_to: str = setting("", "Log the job to an experiment tracker (mlflow, tensorboard or wandb, installed here and "
+                              "on the worker): its settings, loss history and lineage ids.", title="Log to tracker")
     device: str = setting("auto", "Where to train: cpu, cuda, cuda:N (one GPU) or auto (a GPU when there is one, each "
                                   "process its own, else the CPU).")
     dtype: str = setting("auto", "Training precision: auto (bfloat16 on a GPU that has it, else float32), bfloat16, "
@@ -88,6 +90,8 @@ class RetuneConfig(ABC):
             raise ValueError(f"save_steps must be 0 (each epoch) or more, got {self.save_steps}")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.log_to not in ("", "mlflow", "tensorboard", "wandb"):
+            raise ValueError(f"--log-to '{self.log_to}' is not a tracker: give mlflow, tensorboard or wandb")
         if not self.target_modules():
             raise ValueError("lora_target_modules is empty: give 'all-linear' or module names such as 'q_proj,v_proj'")
         self._check_scale()

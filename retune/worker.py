@@ -42,6 +42,7 @@ from evaltune.retune.launch import LaunchFailed, engine_problem, train_launched
 from evaltune.retune.reevaluate import EvalSettings, base_run, change_line, compare_runs, reevaluate, register_and_load
 from evaltune.retune.register import register_base, register_merged
 from evaltune.retune.train import TrainResult
+from evaltune.tracking import log_retune_job
 
 
 def default_worker_name() -> str:
@@ -294,6 +295,8 @@ def _execute(store: Store, job_id: int, options: WorkerOptions, log: Callable[[s
         backend.close()
     _write(store, job_id, lambda session: jobs.finish(session, job_id, "succeeded", output_model_id=version_id,
                                                       follow_up_run_ids=run_ids))
+    if config.log_to:  # --log-to: settings, loss history and lineage ids to the experiment tracker
+        log_retune_job(config.log_to, store.sessions, job_id, config.as_json(), result.history, log)
 
 
 def outcome_lines(session: Session, job_id: int, collapse: bool = True) -> list[str]:

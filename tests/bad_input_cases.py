@@ -51,6 +51,12 @@ def _a_rubric_suite(tmp: Path) -> None:
                                      "      - {type: llm-rubric, value: Is polite.}\n", encoding="utf-8")
 
 
+def _an_lm_eval_task_with_python(tmp: Path) -> None:
+    """An lm-evaluation-harness task file whose prompt is a Python function (``!function``)."""
+    (tmp / "lm_task.yaml").write_text("task: t\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\n"
+                                      "doc_to_text: !function utils.doc_to_text\n", encoding="utf-8")
+
+
 def _a_suite_file(tmp: Path) -> None:
     (tmp / "smoke.yaml").write_text("name: mine\nitems: [{id: a, input: hi}]\n", encoding="utf-8")
 
@@ -437,6 +443,15 @@ ARGUMENTS = [
     case("cli-campaign-unknown-suite", "campaigns create --runs 1,3 --filter suite=qaa",
          "unknown suite 'qaa' (did you mean 'qa'?)", "the suites of runs 1, 3: other, qa"),
     case("cli-campaign-close-unknown", "campaigns close 999", "there is no campaign 999", "evaltune campaigns list"),
+    case("cli-campaign-show-unknown", "campaigns show 999", "there is no campaign 999", "evaltune campaigns list"),
+    case("cli-campaign-budget-zero", "campaigns create --runs 1 --select informative --budget 0", "'--budget'",
+         "0"),
+    case("cli-campaign-budget-without-informative", "campaigns create --runs 1,2 --pairwise --budget 10",
+         "a budget only applies to an informative selection", "add --select informative", "leave --budget out"),
+    case("cli-campaign-informative-without-budget", "campaigns create --runs 1 --select informative",
+         "an informative selection needs a budget", "--budget N"),
+    case("cli-campaign-unknown-select", "campaigns create --runs 1 --select best", "'--select'", "'best'",
+         "all", "informative"),
     case("cli-users-unlock-unknown", "users unlock ratter", "no user 'ratter' (did you mean 'rater'?)",
          "evaltune users list"),
     case("cli-users-reset-password-unknown", "users reset-password ratter --password-stdin",
@@ -505,6 +520,15 @@ ARGUMENTS = [
     case("store-url-unreachable-server", "runs list", "cannot open the database", "postgres:***@127.0.0.1:9",
          env={"EVALTUNE_DB_URL": "postgresql+psycopg://postgres:hunter2@127.0.0.1:9/evaltune"},
          absent=("hunter2",)),
+    case("lm-eval-task-function", "run {tmp}/lm_task.yaml --model {model}", "lm_task.yaml:4",
+         "doc_to_text is '!function'", "Jinja template", make=_an_lm_eval_task_with_python),
+    case("cli-run-log-to-not-installed", "run smoke --model {model} --log-to wandb", "--log-to wandb",
+         "wandb package is not installed"),
+    case("cli-campaign-import-unknown-campaign", "campaigns import 99 {tmp}/smoke.yaml --from labelstudio",
+         "no campaign 99", "evaltune campaigns list", make=_a_suite_file),
+    case("cli-ratings-to-dataset-hub-offline",
+         "ratings to-dataset --campaign 1 -o {tmp}/out --push-to-hub me/ratings", "--push-to-hub me/ratings",
+         "offline", env={"HF_HUB_OFFLINE": "1"}),
 ]
 
 CASES = SUITE_FILES + ITEM_FILES + MODELS + GATE_FILES + DATASET_FILES + ARGUMENTS
@@ -513,5 +537,5 @@ CASES = SUITE_FILES + ITEM_FILES + MODELS + GATE_FILES + DATASET_FILES + ARGUMEN
 STORE_WRITERS = {"dataset-missing-column", "dataset-chosen-equals-rejected", "cli-retune-unknown-dataset",
                  "cli-retune-zero-epochs", "cli-retune-too-small-dataset", "cli-retune-unknown-eval-suite",
                  "cli-data-build-no-rows", "cli-campaign-bad-filter", "gate-checked-before-the-run",
-                 "cli-campaign-unknown-scorer", "cli-users-unlock-unknown",
+                 "cli-campaign-unknown-scorer", "cli-users-unlock-unknown", "cli-campaign-budget-without-informative",
                  "adapter-for-another-model", "suite-duplicate-ids", "cli-retune-qlora-without-cuda"}

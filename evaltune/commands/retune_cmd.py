@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from evaltune.commands.exchange_cmd import check_log_to
 from evaltune.errors import UserError, user_errors
 from evaltune.retune.config import METHODS, OptionField, RetuneConfig, config_class, config_from_options, option_fields
 from evaltune.retune.jobs import MIN_TRAIN_ROWS, Base, JobError
@@ -72,6 +73,7 @@ def retune(ctx: click.Context, model_spec: str, dataset_id: int, method: str | N
         store = open_store()
     try:
         config = _config(ctx, method or _dataset_method(store, dataset_id), settings_given)
+        check_log_to(config.log_to or None)  # the tracker's package must be installed where the job is queued
         base = _base(store, model_spec)
         try:
             with store.session_scope() as session:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from evaltune.commands.exchange_cmd import check_log_to, log_to_tracker
 from evaltune.errors import UserError, scorers_option, user_errors
 from evaltune.harness.backends.registry import DEFAULT_CONCURRENCY, LoadOptions
 from evaltune.progress import Progress, silenced
@@ -57,12 +58,14 @@ if TYPE_CHECKING:
 @click.option("--baseline", type=int, help="After the run, compare it with this run id (a Markdown report).")
 @click.option("--gate", "gate_file", type=click.Path(dir_okay=False),
               help="With --baseline: check this gate file; exit 1 when a gate fails.")
+@click.option("--log-to", type=click.Choice(["mlflow", "tensorboard", "wandb"]),
+              help="Also log the run (each cell of a sweep) to this experiment tracker: settings, metrics and CIs.")
 def run(suite: str, models: tuple[str, ...], adapter: str | None, model_names: tuple[str, ...],
         scorers: str | None, seed: int | None, temperature: float | None, top_p: float | None,
         max_new_tokens: int | None, samples: int | None, batch_size: int | None, limit: int | None,
         judge: str | None, judge_model_name: str | None, device: str, dtype: str, concurrency: int,
         tensor_parallel: int, data_parallel: int, as_json: bool, show_all: bool, baseline: int | None,
-        gate_file: str | None) -> None:
+        gate_file: str | None, log_to: str | None) -> None:
     """Run SUITE (a built-in name such as 'regression', or a suite file) against a model.
 
     Prints a table of metric, value, 95% CI and n. A run interrupted part-way is resumed
@@ -86,6 +89,7 @@ def run(suite: str, models: tuple[str, ...], adapter: str | None, model_names: t
 
         with report_errors():  # a bad gate file should fail before the run, not after it
             load_gates(gate_file)
+    check_log_to(log_to)  # a tracker that cannot log is refused before the run, not after it
     from evaltune.evaluate import EvaluateRequest, Evaluation, evaluate_models, pair_models
     from evaltune.harness.backends.devices import check_placement
     from evaltune.harness.distributed import current_launch
@@ -119,6 +123,7 @@ def run(suite: str, models: tuple[str, ...], adapter: str | None, model_names: t
     if not launch.is_main:
         click.echo(_shard_line(launch.rank, evaluation), err=True)
         return
+    log_to_tracker(log_to, evaluation)
     if not isinstance(evaluation, Evaluation):
         _print_sweep(evaluation, as_json)
         return

@@ -1,4 +1,6 @@
-"""Campaigns (admins): create one from runs with filters, overlap and guidelines; open or close them."""
+"""Campaigns (admins): create one from runs with filters, overlap, guidelines and how to choose its items (all, or
+an informative selection within a budget of judgements); open or close them. Each campaign says how many A/B
+pairs were identical and recorded as ties, and how its items were chosen."""
 
 from __future__ import annotations
 
@@ -10,12 +12,19 @@ from evaltune.feedback_ui.campaigns import (
     FILTER_HELP,
     CampaignError,
     annotators_by_campaign,
+    campaign_notes,
     create_campaign,
     list_campaigns,
+    ruled_ties_by_campaign,
     set_status,
 )
+from evaltune.feedback_ui.progress import campaign_progress
 from evaltune.feedback_ui.runs_data import runs_table
 from evaltune.feedback_ui.safe_text import inline
+from evaltune.reports.human import ruled_ties_note
+
+SELECTIONS = {"all": "Every output that passes the filters",
+              "informative": "Informative: near a threshold, scorers disagree, or flipped between runs"}
 
 
 def render(account: Account) -> None:
@@ -23,6 +32,8 @@ def render(account: Account) -> None:
     _create(account)
     st.subheader("All campaigns")
     given = app_state.read(annotators_by_campaign)
+    ties = app_state.read(lambda s: ruled_ties_by_campaign(s))
+    items = {row.campaign_id: row.items for row in app_state.read(lambda s: campaign_progress(s))}
     for campaign in app_state.read(lambda s: list_campaigns(s)):
         cols = st.columns([5, 1])
         kind = "A/B" if campaign.pairwise else "single output"
@@ -31,6 +42,9 @@ def render(account: Account) -> None:
         status = "open" if campaign.status == "open" else "**closed**: no more items are handed out"
         cols[0].markdown(f"**#{campaign.id} {inline(campaign.name)}** · {kind} · runs {runs} · "
                          f"overlap {campaign.overlap} · {status} · for {who}")
+        counts = (ties.get(campaign.id, 0), items.get(campaign.id, 0))
+        for line in campaign_notes(campaign.selection, *counts, campaign.run_ids):
+            cols[0].caption(inline(line) + ".")
         target = "closed" if campaign.status == "open" else "open"
         if cols[1].button("Close" if target == "closed" else "Reopen", key=f"campaign-{campaign.id}-{target}"):
             _set_status(account, campaign.id, target)
@@ -56,15 +70,25 @@ def _create(account: Account) -> None:
         annotators = st.multiselect("Annotators (none chosen: every annotator)", list(people),
                                     format_func=people.__getitem__, key="new_annotators")
         guidelines = st.text_area("Guidelines (markdown)", height=150, key="new_guidelines")
+        hide_references = st.checkbox("Hide reference answers from annotators", key="new_hide_references",
+                                      help="They judge without anchoring on the expected answer.")
+        cols = st.columns(2)
+        selection = cols[0].selectbox("Items to ask about", list(SELECTIONS), format_func=SELECTIONS.__getitem__,
+                                      key="new_selection")
+        budget = cols[1].number_input("Budget: judgements to spend (informative only)", min_value=1, value=200,
+                                      key="new_budget", help="At most budget ÷ overlap items are chosen.")
         created = st.form_submit_button("Create campaign", type="primary")
     if not created:
         return
     try:
         campaign = app_state.transaction(lambda s: create_campaign(
             s, account, name=name, run_ids=run_ids, filters=[line for line in filters.splitlines() if line.strip()],
-            overlap=int(overlap), pairwise=pairwise, guidelines=guidelines, annotators=annotators))
+            overlap=int(overlap), pairwise=pairwise, guidelines=guidelines, annotators=annotators,
+            selection=selection, budget=int(budget) if selection == "informative" else None,
+            hide_references=hide_references))
     except CampaignError as error:
         st.error(inline(error))
         return
-    app_state.flash(f"Created campaign #{campaign.id}.")
+    ties = app_state.read(lambda s: ruled_ties_by_campaign(s, [campaign.id])).get(campaign.id, 0)
+    app_state.flash(f"Created campaign #{campaign.id}." + (f" {ruled_ties_note(ties)}." if ties else ""))
     st.rerun()

@@ -5,6 +5,7 @@ load("suites/release.yaml")            # a suite file (format: harness.loaders.y
 load("items.jsonl")                    # a generic item file, .jsonl or .csv (harness.loaders.generic)
 load("bbq:../benchdata/bbq")           # a public format by name (FORMATS) and its path
 load("hf:owner/name")                  # a Hugging Face dataset (split "test"; "hf:owner/name:split")
+load("task.yaml")                      # an lm-evaluation-harness task file (harness.loaders.lm_eval_task)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from evaltune.harness.builtin import builtin_path, builtin_suites
 from evaltune.harness.loaders.formats import FORMATS, HUB_FORMAT, FormatLoader, is_format, load_format
 from evaltune.harness.loaders.generic import load as load_items_file
 from evaltune.harness.loaders.hub import load_hub
+from evaltune.harness.loaders.lm_eval_task import is_lm_eval_task
 from evaltune.harness.loaders.yaml_suite import read_suite_file
 from evaltune.harness.suite import SuiteError, SuiteSpec
 
@@ -36,7 +38,7 @@ def load_suite(spec: str | Path) -> SuiteSpec:
     path = Path(text).expanduser()
     suffix = path.suffix.lower()
     if suffix in SUITE_SUFFIXES:
-        return read_suite_file(path)
+        return load_format("lm_eval", path) if is_lm_eval_task(path) else read_suite_file(path)
     if suffix in ITEM_SUFFIXES:
         return load_items_file(path)
     if text in builtin_suites():

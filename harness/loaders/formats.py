@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from evaltune.harness.loaders import bbq, bold, crows_pairs, generic, truthfulqa
+from evaltune.harness.loaders import bbq, bold, crows_pairs, generic, lm_eval_task, truthfulqa
 from evaltune.harness.loaders.checks import check_keys, check_limit, describe
 from evaltune.harness.loaders.files import resolve
 from evaltune.harness.loaders.hub import load_hub
@@ -40,6 +40,7 @@ FORMATS: dict[str, FormatLoader] = {
     "jsonl": generic.load,
     "csv": generic.load,
     "generic": generic.load,
+    "lm_eval": lm_eval_task.load,
 }
 HUB_FORMAT = "hf"
 PATH_KEYS = frozenset({"format", "path", "limit"})

@@ -63,3 +63,16 @@ def choice_accuracy(example: Example) -> ScoreResult:
         return NOT_APPLICABLE
     best = max(range(len(example.choice_logprobs)), key=example.choice_logprobs.__getitem__)
     return ScoreResult(float(best in example.gold), {"picked": best})
+
+
+@scorer("choice_accuracy_norm", family="quality", needs=("logprobs",))
+def choice_accuracy_norm(example: Example) -> ScoreResult:
+    """Multiple choice, length-normalised: 1 when the choice with the highest log-likelihood per character is a
+    correct one (lm-evaluation-harness's ``acc_norm``: a long choice is not penalised for its many tokens)."""
+    if not example.choice_logprobs or not example.gold or len(example.choice_logprobs) != len(example.choices):
+        return NOT_APPLICABLE
+    # lm-eval divides by the choice's length in characters, without the delimiter before it; an empty choice
+    # counts as one character here (lm-eval would divide by zero).
+    per_char = [lp / max(len(choice), 1) for lp, choice in zip(example.choice_logprobs, example.choices, strict=True)]
+    best = max(range(len(per_char)), key=per_char.__getitem__)
+    return ScoreResult(float(best in example.gold), {"picked": best})
