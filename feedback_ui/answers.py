@@ -27,7 +27,7 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().casefold()
 
 
-def _spans_shape(spans: Sequence[Sequence[int]]) -> tuple[Span, ...]:
+def spans_shape(spans: Sequence[Sequence[int]]) -> tuple[Span, ...]:
     """``spans`` as sorted ``(start, end)`` pairs; raises ``ValueError`` for any that is not a non-empty range
     or that overlaps another."""
     pairs: list[Span] = []
@@ -75,7 +75,7 @@ def spans_from_utf16(output: str, spans: Sequence[Sequence[int]]) -> list[Span]:
         except UnicodeDecodeError:
             raise ValueError(f"offset {offset} splits a character in two: mark whole characters") from None
 
-    return [(convert(start), convert(end)) for start, end in _spans_shape(spans)]
+    return [(convert(start), convert(end)) for start, end in spans_shape(spans)]
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class SingleAnswer:
         for name in ("hallucinated_span", "correction", "comment"):
             object.__setattr__(self, name, _clean(getattr(self, name)))
         if self.spans is not None:
-            object.__setattr__(self, "spans", _spans_shape(self.spans) or None)
+            object.__setattr__(self, "spans", spans_shape(self.spans) or None)
         if self.hallucination and not self.hallucinated_span:
             raise ValueError("quote the unsupported part of the output (or mark it in the output)")
         if not self.hallucination:
@@ -114,7 +114,7 @@ class SingleAnswer:
                comment: str | None = None) -> SingleAnswer:
         """An answer whose unsupported parts were marked in ``output``: hallucination is yes exactly when a span
         is marked, and the quoted text is taken from the output."""
-        shaped = _spans_shape(spans)
+        shaped = spans_shape(spans)
         check_spans(output, shaped)
         return cls(likert=likert, hallucination=bool(shaped), hallucinated_span=quote(output, shaped),
                    thumbs=thumbs, bias=bias, unsafe=unsafe, correction=correction, comment=comment,

@@ -135,7 +135,7 @@ def test_unknown_annotators_and_bad_spans_store_nothing(store: Store, cli: Cli, 
     assert "export.json: task 501: annotated by '42', who is not a user here" in err and "--user-map 42=NAME" in err
     code, _out, err = cli("campaigns", "import", "1", write(lambda n, _d: [("ann1", bad_span, False)]),
                           "--from", "labelstudio")
-    assert code == 2 and "task 500: the span [5, 9999) is not inside the output" in err
+    assert code == 2 and "task 500: span [5, 9999] runs past the end of the output" in err
     other = [dict(t, data=dict(t["data"], campaign_id=7)) for t in tasks]
     (tmp_path / "other.json").write_text(json.dumps(other))
     code, _out, err = cli("campaigns", "import", "1", str(tmp_path / "other.json"), "--from", "labelstudio")

@@ -7,12 +7,18 @@ The commands are attached to their groups in ``evaltune.cli``; the work is in ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from evaltune.errors import UserError, user_errors
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 
 TOOLS = ("labelstudio", "argilla")
 
@@ -124,6 +130,20 @@ def _write_dataset(splits: dict[str, list[dict[str, Any]]], output: Path, title:
             raise UserError(str(error)) from None
 
 
+def _read_splits(read: Callable[[Session], T]) -> T:
+    """What ``read`` gets from the store, with an ``ExchangeError`` said as a user error (exit 2)."""
+    from evaltune.interchange.campaign_io import ExchangeError
+
+    store = _store()
+    try:
+        with store.sessions() as session:
+            return read(session)
+    except ExchangeError as error:
+        raise UserError(str(error)) from None
+    finally:
+        store.close()
+
+
 @click.command("to-dataset")
 @click.option("--campaign", "campaign_id", required=True, type=int, help="The campaign whose ratings to write.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -132,18 +152,10 @@ def _write_dataset(splits: dict[str, list[dict[str, Any]]], output: Path, title:
 def ratings_to_dataset(campaign_id: int, output: Path, repo: str | None, public: bool) -> None:
     """Write a campaign's ratings as a Hugging Face dataset (Parquet; 'datasets.load_dataset(FOLDER)' reads it), one
     row per rating with the columns of 'evaltune ratings export'."""
-    from evaltune.interchange.campaign_io import ExchangeError
     from evaltune.interchange.hf_datasets import ratings_splits
 
     _check_hub(repo)
-    store = _store()
-    try:
-        with store.sessions() as session:
-            splits = ratings_splits(session, campaign_id)
-    except ExchangeError as error:
-        raise UserError(str(error)) from None
-    finally:
-        store.close()
+    splits = _read_splits(lambda session: ratings_splits(session, campaign_id))
     _write_dataset(splits, output, f"Ratings of evaltune campaign {campaign_id}",
                    "One row per rating (skips included, marked `skipped`), with the prompt and the output(s) rated.",
                    repo, public)
@@ -157,18 +169,10 @@ def ratings_to_dataset(campaign_id: int, output: Path, repo: str | None, public:
 def data_to_dataset(dataset_id: int, output: Path, repo: str | None, public: bool) -> None:
     """Write a stored training dataset as a Hugging Face dataset in TRL's columns (Parquet; held-out rows as the
     'test' split), ready for TRL's own scripts or 'datasets.load_dataset(FOLDER)'."""
-    from evaltune.interchange.campaign_io import ExchangeError
     from evaltune.interchange.hf_datasets import training_splits
 
     _check_hub(repo)
-    store = _store()
-    try:
-        with store.sessions() as session:
-            splits = training_splits(session, dataset_id)
-    except ExchangeError as error:
-        raise UserError(str(error)) from None
-    finally:
-        store.close()
+    splits = _read_splits(lambda session: training_splits(session, dataset_id))
     _write_dataset(splits, output, f"evaltune training dataset {dataset_id}",
                    "Rows in TRL's columns (prompt/chosen/rejected, prompt/completion/label or prompt/completion), "
                    "built from human ratings by evaltune.", repo, public)

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evaltune.db.evaluation import Generation, SuiteItem
 from evaltune.db.ratings import Campaign, CampaignItem, Rating, User
-from evaltune.feedback_ui.answers import CHOICES, PairAnswer, SingleAnswer
+from evaltune.feedback_ui.answers import CHOICES, PairAnswer, SingleAnswer, check_spans, quote, spans_shape
 from evaltune.feedback_ui.rating_task import prompt_text
 
 ABSTAIN_REFERENCE = "I don't know"  # shown as the right answer of an item that expects abstention
 HIDDEN_REFERENCE = "(hidden in this campaign)"  # the campaign hides reference answers from its annotators
-SPAN_JOINER = " … "  # ratings.hallucinated_span holds the spans' texts joined by this (db.ratings.Rating)
 RATER_ROLES = ("annotator", "admin")
 
 
@@ -127,16 +125,13 @@ def resolve_annotator(session: Session, candidates: Sequence[str], user_map: Map
 
 
 def _checked_spans(answer: ImportedAnswer, output: str) -> list[list[int]]:
-    spans = sorted([int(start), int(end)] for start, end in answer.spans)
-    for start, end in spans:
-        if not 0 <= start < end <= len(output):
-            raise ExchangeError(f"{answer.task}: the span [{start}, {end}) is not inside the output "
-                                f"({len(output)} characters); fix the span's offsets; nothing was stored")
-    for (_, end), (start, _) in pairwise(spans):
-        if start < end:
-            raise ExchangeError(f"{answer.task}: two spans overlap at character {start}; merge them into one; "
-                                "nothing was stored")
-    return spans
+    """The answer's spans, sorted, after the checks the rating form's are held to (``feedback_ui.answers``)."""
+    try:
+        spans = spans_shape([[int(start), int(end)] for start, end in answer.spans])
+        check_spans(output, spans)
+    except ValueError as error:
+        raise ExchangeError(f"{answer.task}: {error}; nothing was stored") from None
+    return [[start, end] for start, end in spans]
 
 
 def _rating(answer: ImportedAnswer, item: CampaignItem, campaign: Campaign, output: str, user_id: int) -> Rating:
@@ -150,7 +145,7 @@ def _rating(answer: ImportedAnswer, item: CampaignItem, campaign: Campaign, outp
         rating.choice, rating.comment = pair.choice, pair.comment
         return rating
     spans = _checked_spans(answer, output)
-    quoted = SPAN_JOINER.join(output[start:end] for start, end in spans) or None
+    quoted = quote(output, [(start, end) for start, end in spans]) or None
     hallucination = bool(spans) if answer.hallucination is None else answer.hallucination
     try:
         single = SingleAnswer(likert=answer.likert or 0, hallucination=hallucination, hallucinated_span=quoted,
