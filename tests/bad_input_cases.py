@@ -1,70 +1,16 @@
 """The bad-input corpus: each case is (name, command line, words its one error line must hold).
 
-In the command line and the words, ``{bad}`` is the corpus folder (``tests/bad_inputs/``), ``{tmp}`` the test's
-temporary folder, ``{model}`` a tiny model folder, ``{adapter}`` a LoRA adapter for it and ``{other_adapter}``
-one made for a model of another size. ``tests/test_bad_inputs.py`` runs every case.
+Part one, bad files (suites, items, models, gates, datasets), is here; part two, command-line arguments and
+environment settings, is ``tests/bad_input_arguments.py``; how a case is written is ``tests/bad_input_kit.py``.
+``tests/test_bad_inputs.py`` runs every case.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from tests.bad_input_arguments import ARGUMENTS
+from tests.bad_input_kit import BAD, GATE, IMPORT, ITEMS, RUN, Case, a_file, case, huge_item
 
-import pytest
-
-BAD = Path(__file__).parent / "bad_inputs"
-HUGE_ITEM_MB = 50
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    args: str
-    words: tuple[str, ...]
-    env: tuple[tuple[str, str], ...] = ()
-    absent: tuple[str, ...] = ()  # words the message must not hold (a password)
-    make: Callable[[Path], None] | None = None  # writes a generated input into {tmp}
-
-
-def case(name: str, args: str, *words: str, env: dict[str, str] | None = None, absent: tuple[str, ...] = (),
-         make: Callable[[Path], None] | None = None, owner: str = "") -> object:
-    """One row of the table; ``owner`` names the file to fix where this case still fails (a strict xfail)."""
-    marks = [pytest.mark.xfail(strict=True, reason=f"a traceback; the fix belongs in {owner}")] if owner else []
-    return pytest.param(Case(name, args, words, tuple((env or {}).items()), absent, make), id=name, marks=marks)
-
-
-def _huge_item(tmp: Path) -> None:
-    """A JSONL file whose second item's input is 50 MB of text."""
-    with (tmp / "huge.jsonl").open("w", encoding="utf-8") as out:
-        out.write('{"id": "small", "input": "What is the capital of France?"}\n')
-        out.write('{"id": "huge", "input": "' + "word " * (HUGE_ITEM_MB * 2**20 // 5) + '"}\n')
-
-
-def _a_file(tmp: Path) -> None:
-    (tmp / "weights.bin").write_bytes(b"\0" * 16)
-
-
-def _a_rubric_suite(tmp: Path) -> None:
-    """A suite with an llm-rubric assertion: its run asks the judge."""
-    (tmp / "rubric.yaml").write_text("name: judged\nitems:\n  - id: tone\n    input: Say hello.\n    assert:\n"
-                                     "      - {type: llm-rubric, value: Is polite.}\n", encoding="utf-8")
-
-
-def _an_lm_eval_task_with_python(tmp: Path) -> None:
-    """An lm-evaluation-harness task file whose prompt is a Python function (``!function``)."""
-    (tmp / "lm_task.yaml").write_text("task: t\ndataset_path: json\ndataset_kwargs: {data_files: d.jsonl}\n"
-                                      "doc_to_text: !function utils.doc_to_text\n", encoding="utf-8")
-
-
-def _a_suite_file(tmp: Path) -> None:
-    (tmp / "smoke.yaml").write_text("name: mine\nitems: [{id: a, input: hi}]\n", encoding="utf-8")
-
-
-RUN = "run {bad}/suites/%s --model {model}"
-ITEMS = "run {bad}/items/%s --model {model}"
-GATE = "gate 1 2 --gate {bad}/gates/%s"
-IMPORT = "data import {bad}/datasets/%s"
+__all__ = ["BAD", "CASES", "STORE_WRITERS", "Case"]
 
 SUITE_FILES = [
     case("suite-syntax-error", RUN % "syntax_error.yaml", "syntax_error.yaml:5", "invalid YAML on line 5",
@@ -195,7 +141,7 @@ ITEM_FILES = [
     case("bold-wrong-shape", "run bold:{bad}/formats/bold_wrong_shape_prompt.json --model {model}",
          "bold_wrong_shape_prompt.json", "field 'American_actors'", "lists of prompts"),
     case("item-of-50-mb", "run {tmp}/huge.jsonl --model {model}", "huge.jsonl:2", "item huge", "field 'input'",
-         "over the limit of 1,000,000", "EVALTUNE_MAX_ITEM_CHARS", make=_huge_item),
+         "over the limit of 1,000,000", "EVALTUNE_MAX_ITEM_CHARS", make=huge_item),
     case("item-over-a-set-limit", RUN % "bom_crlf_valid.yaml", "bom_crlf_valid.yaml:3", "item q1", "field 'input'",
          "over the limit of 20", env={"EVALTUNE_MAX_ITEM_CHARS": "20"}),
     case("item-limit-not-a-number", RUN % "bom_crlf_valid.yaml", "EVALTUNE_MAX_ITEM_CHARS", "whole number",
@@ -206,7 +152,7 @@ MODELS = [
     case("model-no-such-folder", "run smoke --model {tmp}/no_such_model", "no_such_model", "no folder at",
          "pass a local model folder"),
     case("model-is-a-file", "run smoke --model {tmp}/weights.bin", "weights.bin", "is a file",
-         "folder that holds config.json", make=_a_file),
+         "folder that holds config.json", make=a_file),
     case("model-without-config", "run smoke --model {bad}/models/no_config", "no_config has no config.json",
          "transformers model folder"),
     case("model-broken-config", "run smoke --model {bad}/models/broken_config", "broken_config/config.json",
@@ -228,7 +174,7 @@ MODELS = [
     case("adapter-no-such-folder", "run smoke --model {model} --adapter {tmp}/no_adapter", "no_adapter",
          "no folder at", "PeftModel.save_pretrained"),
     case("adapter-is-a-file", "run smoke --model {model} --adapter {tmp}/weights.bin", "weights.bin",
-         "a file, not a folder", make=_a_file),
+         "a file, not a folder", make=a_file),
     case("adapter-without-config", "run smoke --model {model} --adapter {bad}/adapters/no_config",
          "no adapter_config.json in", "adapters/no_config"),
     case("adapter-broken-config", "run smoke --model {model} --adapter {bad}/adapters/broken_config",
@@ -311,224 +257,6 @@ DATASET_FILES = [
          "broken_line.jsonl:2", "not valid JSON"),
     case("score-input-missing-output", "score --input {bad}/outputs/missing_output.jsonl --scorers exact_match",
          "missing_output.jsonl:2", "field 'output'"),
-]
-
-ARGUMENTS = [
-    case("cli-unknown-command", "rn smoke", "No such command 'rn'"),
-    case("cli-missing-argument", "run", "Missing argument 'SUITE'", "evaltune run --help"),
-    case("cli-unknown-option", "run smoke --limt 3", "--limt", "--limit"),
-    case("cli-limit-not-a-number", "run smoke --limit x", "'--limit'", "'x'"),
-    case("cli-limit-zero", "run smoke --limit 0", "'--limit'", "0 is not in the range"),
-    case("cli-batch-size-zero", "run smoke --batch-size 0", "'--batch-size'", "0 is not in the range"),
-    case("cli-temperature-negative", "run smoke --temperature -1", "'--temperature'", "not in the range x>=0"),
-    case("cli-top-p-zero", "run smoke --top-p 0", "'--top-p'", "not in the range 0<x<=1"),
-    case("cli-max-new-tokens-zero", "run smoke --max-new-tokens 0", "'--max-new-tokens'", "0 is not in the range"),
-    case("cli-samples-zero", "run smoke --samples 0", "'--samples'", "0 is not in the range"),
-    # several --model (a sweep): the pairing of --model-name and --adapter with them
-    case("cli-run-model-names-mismatch", "run smoke --model {model} --model openai:http://127.0.0.1:9/v1 "
-         "--model-name a --model-name b", "2 --model-name values for 1 endpoints", "openai:http://127.0.0.1:9/v1",
-         "one per endpoint"),
-    case("cli-run-model-name-without-endpoint", "run smoke --model {model} --model default --model-name a",
-         "--model-name", "no --model is an endpoint", "leave it out"),
-    case("cli-run-adapter-with-several-models", "run smoke --model {model} --model default --adapter {adapter}",
-         "--adapter applies to one --model", "model:N"),
-    case("cli-run-model-twice", "run smoke --model {model} --model {model}", "given twice", "name each model once"),
-    case("cli-run-judge-model-name-without-judge", "run smoke --model {model} --judge-model-name j",
-         "--judge-model-name needs --judge"),
-    case("cli-run-judge-endpoint-without-name", "run smoke --model {model} --judge openai:http://127.0.0.1:9/v1",
-         "--judge-model-name", "needs the name of the model it serves"),
-    case("cli-run-sweep-with-baseline", "run {bad}/../data/suites/variants.yaml --model {model} --baseline 1",
-         "--baseline compares one run", "evaltune sweeps show N --baseline CELL"),
-    case("cli-suites-show-unknown", "suites show no-such-suite", "no-such-suite", "built-in suites: "),
-    case("cli-suites-copy-unknown", "suites copy no-such-suite {tmp}", "no-such-suite", "built-in suites: "),
-    case("cli-suites-copy-not-yaml", "suites copy smoke {tmp}/smoke.txt", "smoke.txt", "not a folder and not a .yaml",
-         "path ending in .yaml"),
-    case("cli-suites-copy-over-a-file", "suites copy smoke {tmp}", "{tmp}/smoke.yaml already exists",
-         "choose another DEST", make=_a_suite_file),
-    case("cli-suites-schema-no-folder", "suites schema -o {tmp}/no/such/folder/suite.schema.json",
-         "cannot write the schema to {tmp}/no/such/folder/suite.schema.json", "choose another -o FILE"),
-    case("cli-suites-schema-onto-a-folder", "suites schema -o {tmp}", "'-o'", "is a directory"),
-    case("cli-unknown-scorer", "run smoke --model {model} --scorers exact_match,exact_matc", "--scorers",
-         "unknown scorer 'exact_matc'", "did you mean 'exact_match'"),
-    case("cli-score-unknown-scorer", "score 1 --scorers tokenf1", "--scorers", "did you mean 'token_f1'"),
-    case("cli-scorer-parameter-out-of-range", "run smoke --model {model} --scorers 'similar(threshold=2)'",
-         "--scorers", "threshold must be between 0 and 1"),
-    case("cli-scorer-bad-id", "run smoke --model {model} --scorers 'similar(threshold=0.7'", "--scorers",
-         "write NAME or NAME(param=value, ...)"),
-    case("cli-score-same-scorer-twice", "score 1 --scorers rouge,rouge_l", "--scorers",
-         "'rouge' and 'rouge_l' are the same scorer (rouge_l)"),
-    case("cli-score-no-scorers", "score 1 --scorers ,", "--scorers", "name at least one scorer"),
-    case("cli-score-unknown-run", "score 999 --scorers exact_match", "no run 999"),
-    case("cli-runs-show-unknown", "runs show 999", "no run 999", "evaltune runs list"),
-    case("cli-runs-show-failures-unknown", "runs show 999 --failures", "no run 999", "evaltune runs list"),
-    case("cli-runs-show-not-a-number", "runs show abc", "'RUN_ID'", "'abc' is not a valid integer"),
-    case("cli-runs-outputs-unknown-run", "runs outputs 999", "no run 999", "evaltune runs list"),
-    case("cli-runs-outputs-unknown-tag", "runs outputs 1 --tag maths", "--tag", "'maths'", "did you mean 'math'",
-         "its tags: history, math"),
-    case("cli-runs-outputs-unknown-scorer", "runs outputs 1 --scorer fluncy", "--scorer", "did you mean 'fluency'"),
-    case("cli-runs-outputs-unknown-format", "runs outputs 1 --format xml", "'--format'", "'xml'"),
-    case("cli-report-unknown-run", "report 1 999", "no run with id 999"),
-    case("cli-report-no-shared-items", "report 1 3", "share no items"),
-    case("cli-report-one-run", "report 1", "give BASELINE and CANDIDATE"),
-    case("cli-history-unknown-suite", "report --history no-such-suite", "no-such-suite"),
-    case("cli-sweeps-show-unknown", "sweeps show 999", "no sweep 999", "evaltune sweeps list"),
-    case("cli-sweeps-show-not-a-number", "sweeps show abc", "'SWEEP_ID'", "'abc' is not a valid integer"),
-    case("cli-report-sweep-unknown", "report --sweep 999 --format html -o {tmp}/matrix.html", "no sweep 999",
-         "evaltune sweeps list"),
-    case("cli-report-baseline-cell-without-sweep", "report --baseline concise@./base",
-         "--baseline CELL goes with --sweep SWEEP_ID", "evaltune report BASELINE CANDIDATE"),
-    case("cli-report-sweep-and-runs", "report 1 2 --sweep 1", "--sweep shows one sweep's matrix",
-         "without run ids"),
-    case("cli-data-build-unknown-campaign", "data build --campaign 999 --strategy pairwise", "no campaign 999"),
-    case("cli-data-build-unknown-strategy", "data build --campaign 1 --strategy best", "'--strategy'", "'best'"),
-    case("cli-data-build-zero-gap", "data build --campaign 1 --strategy likert-gap --min-gap 0", "'--min-gap'",
-         "0.0<x<=4.0"),
-    case("cli-data-export-unknown-dataset", "data export 999 -o {tmp}/rows.jsonl", "no dataset 999"),
-    case("cli-data-export-to-a-folder", "data export 1 -o {bad}", "'--output'", "is a directory"),
-    case("cli-retune-unknown-dataset", "retune --model {model} --dataset 999", "no dataset 999"),
-    case("cli-retune-zero-epochs", "retune --model {model} --dataset 1 --epochs 0", "epochs must be positive"),
-    case("cli-retune-lr-not-a-number", "retune --model {model} --dataset 1 --lr nan", "learning_rate",
-         "must be positive, got nan"),
-    case("cli-data-build-holdout-not-a-number", "data build --campaign 1 --strategy pairwise --holdout nan",
-         "holdout must be in [0, 1), got nan"),
-    case("cli-retune-lora-r-zero", "retune --model {model} --dataset 1 --lora-r 0", "lora_r must be at least 1",
-         "got 0"),
-    case("cli-retune-unknown-base", "retune --model model:999 --dataset 1", "--model", "no model version 999"),
-    case("cli-retune-empty-dataset", "retune --model {model} --dataset 1", "--dataset",
-         "dataset 1 (pairwise) has no training rows", "evaltune data build"),
-    case("cli-retune-too-small-dataset", "retune --model {model} --dataset 2", "--dataset",
-         "dataset 2 (pairwise) has 3 training rows, fewer than the 8 a retune needs", "--force"),
-    case("cli-retune-wrong-method", "retune --model {model} --dataset 3 --method dpo", "--dataset",
-         "dataset 3 (kto) holds kto rows, which dpo cannot train on", "retune it with --method kto"),
-    case("cli-retune-unknown-eval-suite", "retune --model {model} --dataset 2 --force --eval-after nosuchsuite",
-         "--eval-after", "nosuchsuite", "is not a built-in suite"),
-    case("cli-retune-eval-after-variants", "retune --model {model} --dataset 2 --force --eval-after "
-         "{bad}/../data/suites/variants.yaml", "--eval-after", "has prompt variants (concise, grounded)",
-         "a suite that asks one way"),
-    case("cli-score-judge-name-without-judge", "score 1 --scorers length --judge-model-name judge-model",
-         "--judge-model-name needs --judge"),
-    case("cli-score-device-unknown", "score 1 --scorers length --device tpu", "--device 'tpu'", "cpu, cuda"),
-    case("env-scoring-device-unknown", "score 1 --scorers length", "EVALTUNE_SCORING_DEVICE", "'gpu'",
-         "not one of cpu, cuda, cuda:N, auto", env={"EVALTUNE_SCORING_DEVICE": "gpu"}),
-    case("cli-retune-adapter-base", "retune --model model:2 --dataset 2 --force", "--model",
-         "model:2 is an adapter", "retune its base model:1"),
-    case("cli-retune-endpoint-base", "retune --model openai:http://127.0.0.1:9/v1 --dataset 2 --force",
-         "--model 'openai:http://127.0.0.1:9/v1'", "weights cannot be trained here", "a model folder"),
-    case("cli-retune-deepspeed-not-installed", "retune --model {model} --dataset 2 --force --processes 2 "
-         "--deepspeed zero2", "--deepspeed", "needs the deepspeed package", "pip install 'evaltune[deepspeed]'"),
-    case("cli-retune-qlora-without-cuda", "retune --model {model} --dataset 2 --force --qlora", "--qlora",
-         "QLoRA needs a CUDA GPU and bitsandbytes"),
-    case("cli-retune-deepspeed-unknown-stage", "retune --model {model} --dataset 2 --force --processes 2 "
-         "--deepspeed zero1", "--deepspeed 'zero1'", "give zero2 or zero3"),
-    case("cli-retune-fsdp-one-process", "retune --model {model} --dataset 2 --force --fsdp",
-         "--fsdp shards a job over several processes", "add --processes N"),
-    case("cli-retune-dtype-unknown", "retune --model {model} --dataset 2 --force --dtype int8",
-         "--dtype 'int8' is not one of auto, bfloat16, float16, float32"),
-    case("cli-data-build-no-rows", "data build --campaign 1 --strategy pairwise",
-         "strategy pairwise made no training rows from the 4 ratings of campaign 1",
-         "4 ratings judge one output, not an A/B pair", "strategy likert-gap makes 1, kto makes 3", "--allow-empty"),
-    case("cli-jobs-show-unknown", "jobs show 999", "no retune job 999"),
-    case("cli-jobs-cancel-unknown", "jobs cancel 999", "999"),
-    case("cli-lineage-unknown-model", "lineage model:999", "999"),
-    case("cli-lineage-not-a-spec", "lineage banana", "'banana'", "model:ID"),
-    case("cli-campaign-unknown-run", "campaigns create --runs 999", "no run 999"),
-    case("cli-campaign-runs-not-ids", "campaigns create --runs a,b", "--runs 'a,b'", "separated by commas"),
-    case("cli-campaign-bad-filter", "campaigns create --runs 1 --filter exact_match=>1", "exact_match=>1"),
-    case("cli-campaign-overlap-zero", "campaigns create --runs 1 --overlap 0", "'--overlap'"),
-    case("cli-campaign-unknown-scorer", "campaigns create --runs 1,2 --filter hallucination>0.5",
-         "the filter 'hallucination>0.5'", "unknown scorer 'hallucination' (did you mean 'hallucinated'?)",
-         "exact_match, fluency, hallucinated", "evaltune score"),
-    case("cli-campaign-unknown-tag", "campaigns create --runs 1 --filter tag=maths",
-         "unknown tag 'maths' (did you mean 'math'?)", "history, math"),
-    case("cli-campaign-unknown-suite", "campaigns create --runs 1,3 --filter suite=qaa",
-         "unknown suite 'qaa' (did you mean 'qa'?)", "the suites of runs 1, 3: other, qa"),
-    case("cli-campaign-close-unknown", "campaigns close 999", "there is no campaign 999", "evaltune campaigns list"),
-    case("cli-campaign-show-unknown", "campaigns show 999", "there is no campaign 999", "evaltune campaigns list"),
-    case("cli-campaign-budget-zero", "campaigns create --runs 1 --select informative --budget 0", "'--budget'",
-         "0"),
-    case("cli-campaign-budget-without-informative", "campaigns create --runs 1,2 --pairwise --budget 10",
-         "a budget only applies to an informative selection", "add --select informative", "leave --budget out"),
-    case("cli-campaign-informative-without-budget", "campaigns create --runs 1 --select informative",
-         "an informative selection needs a budget", "--budget N"),
-    case("cli-campaign-unknown-select", "campaigns create --runs 1 --select best", "'--select'", "'best'",
-         "all", "informative"),
-    case("cli-users-unlock-unknown", "users unlock ratter", "no user 'ratter' (did you mean 'rater'?)",
-         "evaltune users list"),
-    case("cli-users-reset-password-unknown", "users reset-password ratter --password-stdin",
-         "no user 'ratter' (did you mean 'rater'?)"),
-    case("cli-users-set-role-unknown", "users set-role ratter --role viewer",
-         "no user 'ratter' (did you mean 'rater'?)", "evaltune users list"),
-    case("cli-users-set-role-bad-role", "users set-role rater --role boss", "'--role'", "'boss'", "annotator"),
-    case("cli-campaign-guidelines-not-utf8",
-         "campaigns create --runs 1 --guidelines {bad}/text/invalid_utf8_guidelines.md",
-         "invalid_utf8_guidelines.md:4", "not valid UTF-8"),
-    case("cli-ratings-export-unknown-campaign", "ratings export --campaign 999 --format jsonl -o {tmp}/r.jsonl",
-         "--campaign", "no campaign 999"),
-    case("cli-ratings-export-no-such-folder", "ratings export --format jsonl -o {tmp}/no/such/folder/r.jsonl",
-         "r.jsonl", "cannot write"),
-    case("cli-judge-agreement-unknown-campaign",
-         "judge agreement --campaign 999 --judge openai:http://127.0.0.1:9/v1 --judge-model-name j",
-         "--campaign: no campaign 999", "evaltune campaigns list"),
-    case("cli-judge-agreement-no-judge", "judge agreement --campaign 1", "no judge to ask", "--judge",
-         "EVALTUNE_JUDGE_MODEL"),
-    case("cli-judge-agreement-flag-on-ab", "judge agreement --campaign 2 --scorer judge", "--scorer judge",
-         "campaign 2 is A/B", "leave --scorer out"),
-    case("cli-judge-agreement-unknown-scorer", "judge agreement --campaign 1 --scorer rubric", "'--scorer'",
-         "'rubric'"),
-    case("cli-judge-agreement-unreachable-judge",
-         "judge agreement --campaign 1 --judge openai:http://127.0.0.1:9/v1 --judge-model-name j",
-         "cannot load the judge", "127.0.0.1:9"),
-    case("cli-judge-pairwise-unknown-run",
-         "judge pairwise 1 999 --judge openai:http://127.0.0.1:9/v1 --judge-model-name j",
-         "CANDIDATE_RUN: no run 999", "evaltune runs list"),
-    case("cli-judge-pairwise-no-shared-items",
-         "judge pairwise 1 3 --judge openai:http://127.0.0.1:9/v1 --judge-model-name j",
-         "runs 1 and 3 share no items", "compare two runs of one suite"),
-    case("cli-judge-pairwise-no-judge", "judge pairwise 1 2", "no judge to ask", "--judge", "EVALTUNE_JUDGE_MODEL"),
-    case("cli-judge-pairwise-unreachable-judge",
-         "judge pairwise 1 2 --judge openai:http://127.0.0.1:9/v1 --judge-model-name j",
-         "cannot load the judge", "127.0.0.1:9"),
-    case("cli-judge-pairwise-limit-zero", "judge pairwise 1 2 --limit 0", "'--limit'"),
-    case("cli-users-unknown-role", "users add bob --role god --password-stdin", "'--role'", "'god'"),
-    case("env-threads-not-a-number", "run smoke --model {model}", "EVALTUNE_THREADS", "whole number",
-         env={"EVALTUNE_THREADS": "many"}),
-    case("env-world-size-not-a-number", "run smoke --model {model}", "WORLD_SIZE='two'", "whole number",
-         "accelerate launch", "unset it", env={"WORLD_SIZE": "two"}),
-    case("env-judge-unreachable", "run {tmp}/rubric.yaml --model {model}", "named by EVALTUNE_JUDGE_MODEL",
-         "cannot reach http://127.0.0.1:9/v1", "is the server running",
-         env={"EVALTUNE_JUDGE_MODEL": "openai:http://127.0.0.1:9/v1", "EVALTUNE_JUDGE_MODEL_NAME": "j"},
-         make=_a_rubric_suite),
-    case("env-judge-no-folder", "run {tmp}/rubric.yaml --model {model}", "named by EVALTUNE_JUDGE_MODEL",
-         "no-judge", "pass a local model folder", env={"EVALTUNE_JUDGE_MODEL": "{tmp}/no-judge"},
-         make=_a_rubric_suite),
-    case("env-judge-mode-unknown", "run {tmp}/rubric.yaml --model {model}", "EVALTUNE_JUDGE_MODE",
-         "not one of auto, chat, completions", env={"EVALTUNE_JUDGE_MODE": "fast"}, make=_a_rubric_suite),
-    case("env-judge-password-in-url", "run {tmp}/rubric.yaml --model {model}", "EVALTUNE_JUDGE_MODEL",
-         "user name or password", absent=("hunter2",), make=_a_rubric_suite,
-         env={"EVALTUNE_JUDGE_MODEL": "openai:http://me:hunter2@127.0.0.1:9/v1", "EVALTUNE_JUDGE_MODEL_NAME": "j"}),
-    case("cli-run-judge-password-in-url",
-         "run smoke --model {model} --judge openai:http://me:hunter2@127.0.0.1:9/v1 --judge-model-name j",
-         "--judge", "user name or password", absent=("hunter2",)),
-    case("env-home-is-a-file", "run smoke --model {model}", "EVALTUNE_HOME", "weights.bin",
-         env={"EVALTUNE_HOME": "{tmp}/weights.bin"}, make=_a_file),
-    case("store-url-unparseable", "runs list", "cannot parse the database URL", "EVALTUNE_DB_URL",
-         env={"EVALTUNE_DB_URL": "not a url"}),
-    case("store-url-unknown-database", "runs list", "'mongodb://127.0.0.1/evaltune'", "set EVALTUNE_DB_URL to",
-         env={"EVALTUNE_DB_URL": "mongodb://127.0.0.1/evaltune"}),
-    case("store-url-no-such-folder", "runs list", "cannot open the database", "no/such/folder",
-         env={"EVALTUNE_DB_URL": "sqlite:///{tmp}/no/such/folder/store.db"}),
-    case("store-url-unreachable-server", "runs list", "cannot open the database", "postgres:***@127.0.0.1:9",
-         env={"EVALTUNE_DB_URL": "postgresql+psycopg://postgres:hunter2@127.0.0.1:9/evaltune"},
-         absent=("hunter2",)),
-    case("lm-eval-task-function", "run {tmp}/lm_task.yaml --model {model}", "lm_task.yaml:4",
-         "doc_to_text is '!function'", "Jinja template", make=_an_lm_eval_task_with_python),
-    case("cli-run-log-to-not-installed", "run smoke --model {model} --log-to wandb", "--log-to wandb",
-         "wandb package is not installed"),
-    case("cli-campaign-import-unknown-campaign", "campaigns import 99 {tmp}/smoke.yaml --from labelstudio",
-         "no campaign 99", "evaltune campaigns list", make=_a_suite_file),
-    case("cli-ratings-to-dataset-hub-offline",
-         "ratings to-dataset --campaign 1 -o {tmp}/out --push-to-hub me/ratings", "--push-to-hub me/ratings",
-         "offline", env={"HF_HUB_OFFLINE": "1"}),
 ]
 
 CASES = SUITE_FILES + ITEM_FILES + MODELS + GATE_FILES + DATASET_FILES + ARGUMENTS

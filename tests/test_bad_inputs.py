@@ -25,7 +25,7 @@ from evaltune.db.engine import open_store
 from evaltune.errors import click_error_line
 from evaltune.retune.datasets import build_dataset
 from evaltune.retune.strategies import StrategyParams
-from tests import bad_input_cases
+from tests import bad_input_arguments, bad_input_cases, bad_input_kit
 from tests.bad_input_cases import BAD, CASES, STORE_WRITERS, Case
 from tests.conftest import invoke_main
 from tests.fixtures.report_seed import seed_runs
@@ -139,7 +139,9 @@ def test_bad_input_changes_nothing_on_either_store(
 
 def test_the_corpus_is_large_and_every_file_in_it_is_used() -> None:
     assert len(CASES) >= 40
-    source = Path(bad_input_cases.__file__).read_text(encoding="utf-8") + Path(__file__).read_text(encoding="utf-8")
+    modules = (bad_input_cases, bad_input_arguments, bad_input_kit)
+    source = "".join(Path(m.__file__ or "").read_text(encoding="utf-8") for m in modules) + \
+        Path(__file__).read_text(encoding="utf-8")
     unused = [path for path in BAD.rglob("*") if path.is_file()
               and path.name not in source and path.parent.relative_to(BAD).as_posix() not in source]
     assert unused == []
