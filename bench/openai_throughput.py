@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from bench.speedkit import bench_env, bench_model
 from evaltune.harness.backends.base import GenerationRequest
 from evaltune.harness.backends.openai import OpenAIBackend, OpenAIConfig
 from evaltune.harness.suite import GenerationSettings
-from tests.fixtures.served_model import free_port
+from tests.fixtures.served_model import transformers_serve
 
 
 @dataclass(frozen=True)
@@ -132,46 +131,18 @@ def _backend(urls: list[str], model: str, prompts: list[str], settings: Generati
 @contextmanager
 def _server(model: Path, scratch: Path, threads: int, continuous_batching: bool) -> Iterator[str]:
     """``transformers serve`` on a free loopback port until the block ends; its base URL."""
-    port = free_port()
-    cli = Path(sys.executable).parent / "transformers"
-    command = [str(cli), "serve", str(model), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
-               "--log-level", "warning"]
+    extra = ["--log-level", "warning"]
     if continuous_batching:
         # Its default KV cache takes a share of the machine's memory (14.5 GB here for the 1 M-parameter model, so
         # that a second server was killed for memory); 512 blocks hold 512 x block-size tokens, plenty for a bench.
-        command += ["--continuous-batching", "--cb-num-blocks", "512"]
-    cache = scratch / f"hub-{port}"  # an empty hub cache of its own: /v1/models fails without one
-    cache.mkdir()
-    env = bench_env(threads) | {"HF_HUB_CACHE": str(cache)}
-    log_path = scratch / f"serve-{port}.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        extra += ["--continuous-batching", "--cb-num-blocks", "512"]
+    log_path = Path(tempfile.mkdtemp(dir=scratch)) / "serve.log"
     try:
-        _wait_until_healthy(f"http://127.0.0.1:{port}/health", process, log_path)
-        yield f"http://127.0.0.1:{port}/v1"
+        with transformers_serve(model, log_path, bench_env(threads), extra, wait_s=180) as url:
+            yield url
     except BaseException:
-        print(f"--- the log of the server on port {port}:\n{log_path.read_text()[-3000:]}", file=sys.stderr)
+        print(f"--- the server's log:\n{log_path.read_text()[-3000:]}", file=sys.stderr)
         raise
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"transformers serve exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=1).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    sys.exit(f"transformers serve did not answer {url} within 180 s:\n{log_path.read_text()[-3000:]}")
 
 
 def _table(rows: list[Measured]) -> str:

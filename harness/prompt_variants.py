@@ -41,7 +41,7 @@ VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _MAX_REPEAT = 100_000  # the longest text or number a template may build with * or **
 
 
-class _PromptSandbox(ImmutableSandboxedEnvironment):
+class PromptSandbox(ImmutableSandboxedEnvironment):
     """Jinja2's immutable sandbox, with ``*`` and ``**`` bounded: ``{{ 'a' * 10**12 }}`` in a suite file someone
     sent must not take the machine's memory."""
 
@@ -58,7 +58,7 @@ class _PromptSandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
-_ENVIRONMENT = _PromptSandbox(undefined=StrictUndefined, autoescape=False)
+_ENVIRONMENT = PromptSandbox(undefined=StrictUndefined, autoescape=False)
 
 
 def variants_from_yaml(value: Any, source: str, items: tuple[Item, ...]) -> tuple[PromptVariant, ...]:

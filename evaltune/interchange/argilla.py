@@ -21,8 +21,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from evaltune.interchange.campaign_io import CampaignTask, ExchangeError, ImportedAnswer, resolve_annotator
-from evaltune.textfiles import FileProblem, json_lines, read_text
+from evaltune.interchange.campaign_io import (
+    CampaignTask,
+    ExchangeError,
+    ImportedAnswer,
+    load_export,
+    resolve_annotator,
+)
 
 SPAN_LABEL = "hallucinated"
 _CHOICES = {"A": "a", "B": "b", "tie": "tie", "both bad": "both_bad"}
@@ -70,22 +75,6 @@ def write_records(tasks: list[CampaignTask], pairwise: bool, guidelines: str, pa
     return settings
 
 
-def _load(path: Path) -> list[Any]:
-    try:
-        text = read_text(path)
-        if path.suffix.lower() == ".jsonl":
-            return [value for _, value in json_lines(text, str(path))]
-        loaded = json.loads(text)
-    except FileProblem as problem:
-        raise ExchangeError(str(problem)) from None
-    except json.JSONDecodeError as error:
-        raise ExchangeError(f"{path}:{error.lineno}: not JSON ({error.msg}); write the records with "
-                            "dataset.records.to_json(PATH) or as JSON Lines") from None
-    if not isinstance(loaded, list):
-        raise ExchangeError(f"{path}: Argilla records are a JSON list of record dicts, not {type(loaded).__name__}")
-    return loaded
-
-
 def _value(question: str, value: Any, label: str) -> dict[str, Any]:
     """One response value as the ImportedAnswer field(s) it gives."""
     if question == "likert":
@@ -112,7 +101,9 @@ def read_records(path: Path, session: Any, campaign_id: int, user_map: Mapping[s
     """The answers in the records at ``path``: one per (record, user_id) with responses. Raises ``ExchangeError``
     naming the record for a record of another campaign or an unknown user."""
     answers = []
-    for number, item in enumerate(_load(path), start=1):
+    records = load_export(path, tool="an Argilla records file",
+                          fix="write the records with dataset.records.to_json(PATH) or as JSON Lines")
+    for number, item in enumerate(records, start=1):
         if not isinstance(item, Mapping):
             raise ExchangeError(f"{path.name}: record #{number} is not a record dict")
         label = f"{path.name}: record {item.get('id') or '#' + str(number)}"

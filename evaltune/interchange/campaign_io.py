@@ -13,8 +13,11 @@ not rated the item yet, spans must be character offsets inside the output. The f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +26,7 @@ from evaltune.db.evaluation import Generation, SuiteItem
 from evaltune.db.ratings import Campaign, CampaignItem, Rating, User
 from evaltune.feedback_ui.answers import CHOICES, PairAnswer, SingleAnswer, check_spans, quote, spans_shape
 from evaltune.feedback_ui.rating_task import prompt_text
+from evaltune.textfiles import FileProblem, json_lines, read_text
 
 ABSTAIN_REFERENCE = "I don't know"  # shown as the right answer of an item that expects abstention
 HIDDEN_REFERENCE = "(hidden in this campaign)"  # the campaign hides reference answers from its annotators
@@ -191,3 +195,20 @@ def store_answers(session: Session, campaign_id: int, answers: Sequence[Imported
     session.add_all(ratings)
     session.flush()
     return [rating.id for rating in ratings]
+
+
+def load_export(path: Path, *, tool: str, fix: str) -> list[Any]:
+    """The list of records in another tool's export: a JSON list, or JSON Lines for a ``.jsonl`` file. Raises
+    ``ExchangeError`` naming the file (and the line) with ``fix`` when it is not JSON or not a list."""
+    try:
+        text = read_text(path)
+        if path.suffix.lower() == ".jsonl":
+            return [value for _, value in json_lines(text, str(path))]
+        loaded = json.loads(text)
+    except FileProblem as problem:
+        raise ExchangeError(str(problem)) from None
+    except json.JSONDecodeError as error:
+        raise ExchangeError(f"{path}:{error.lineno}: not JSON ({error.msg}); {fix}") from None
+    if not isinstance(loaded, list):
+        raise ExchangeError(f"{path}: {tool} is a JSON list, not {type(loaded).__name__}")
+    return loaded

@@ -20,8 +20,13 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from evaltune.interchange.campaign_io import CampaignTask, ExchangeError, ImportedAnswer, resolve_annotator
-from evaltune.textfiles import FileProblem, read_text
+from evaltune.interchange.campaign_io import (
+    CampaignTask,
+    ExchangeError,
+    ImportedAnswer,
+    load_export,
+    resolve_annotator,
+)
 
 SPAN_LABEL = "Hallucinated"
 _VERDICTS = {"tie": "tie", "both bad": "both_bad"}
@@ -69,19 +74,6 @@ def write_tasks(tasks: list[CampaignTask], pairwise: bool, guidelines: str, path
     return config
 
 
-def _load(path: Path) -> list[Any]:
-    try:
-        exported = json.loads(read_text(path))
-    except FileProblem as problem:
-        raise ExchangeError(str(problem)) from None
-    except json.JSONDecodeError as error:
-        raise ExchangeError(f"{path}:{error.lineno}: not JSON ({error.msg}); export the project from Label Studio "
-                            "as JSON") from None
-    if not isinstance(exported, list):
-        raise ExchangeError(f"{path}: Label Studio's JSON export is a list of tasks, not {type(exported).__name__}")
-    return exported
-
-
 def _completed_by(annotation: Mapping[str, Any]) -> list[str]:
     """The annotator as Label Studio wrote them: an id, or a user object; ``created_username`` is "email, id"."""
     who = annotation.get("completed_by")
@@ -124,7 +116,8 @@ def read_annotations(path: Path, session: Any, campaign_id: int, user_map: Mappi
     """The answers of Label Studio's JSON export at ``path``, and how many cancelled (skipped) annotations were left
     out. Raises ``ExchangeError`` naming the task for a task of another campaign or an unknown annotator."""
     answers, cancelled = [], 0
-    for number, task in enumerate(_load(path), start=1):
+    tasks = load_export(path, tool="Label Studio's JSON export", fix="export the project from Label Studio as JSON")
+    for number, task in enumerate(tasks, start=1):
         data = task.get("data") if isinstance(task, Mapping) else None
         label = f"{path.name}: task {task.get('id', '#' + str(number)) if isinstance(task, Mapping) else number}"
         if not isinstance(data, Mapping) or not isinstance(data.get("campaign_item_id"), int):

@@ -33,7 +33,7 @@ from jinja2 import StrictUndefined, TemplateError
 
 from evaltune.harness.loaders.checks import check_limit, describe
 from evaltune.harness.loaders.files import read_text
-from evaltune.harness.prompt_variants import _PromptSandbox  # the one bounded Jinja sandbox of suite templates
+from evaltune.harness.prompt_variants import PromptSandbox  # the one bounded Jinja sandbox of suite templates
 from evaltune.harness.suite import GenerationSettings, Item, SuiteError, SuiteSpec
 from evaltune.metrics.assertions import AssertionSpecError, assertion_from_dict
 from evaltune.metrics.records import Assertion
@@ -53,7 +53,7 @@ _TASK_LINE = re.compile(r"^task\s*:", re.MULTILINE)
 _DATA_LINE = re.compile(r"^(dataset_path|output_type|doc_to_text)\s*:", re.MULTILINE)
 _FUNCTION = re.compile(r"!function\b")
 # lm-eval renders with plain Jinja, StrictUndefined and trailing newlines kept; the same, in the sandbox.
-_JINJA = _PromptSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_JINJA = PromptSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 _JINJA.filters["regex_replace"] = lambda text, pattern, repl, count=0: re.sub(pattern, repl, text, count=count)
 
 
