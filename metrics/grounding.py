@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaltune.metrics.model_loaders.embeddings import embed
+from evaltune.metrics.segments import output_units
 from evaltune.metrics.sentences import split_sentences
 from evaltune.metrics.text import tokens
 
@@ -95,7 +96,7 @@ def ground(outputs: Sequence[str], sources: Sequence[str], negations: bool = Tru
     """
     plan = []
     for output, source in zip(outputs, sources, strict=True):
-        sentences = split_sentences(output)
+        sentences = output_units(output)
         out_clauses = [c for s in sentences for c in clauses(s)] if negations else []
         src_clauses = [c for s in split_sentences(source) for c in clauses(s)] if negations else []
         plan.append((sentences, source_units(source), out_clauses, src_clauses))

@@ -9,11 +9,17 @@ held out for the validation figures the same script prints.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
-from typing import Any
 
+from evaltune.metrics.detector import (  # noqa: F401  (re-exported: the calibrated constants live in detector)
+    COMBINATION_BIAS,
+    COMBINATION_WEIGHTS,
+    DECISION_THRESHOLD,
+    SUPPORT_THRESHOLD,
+    combine,
+    grounded_result,
+)
 from evaltune.metrics.grounding import Grounding, ground
 from evaltune.metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
 from evaltune.metrics.registry import scorer
@@ -60,18 +66,6 @@ def abstention(example: Example) -> ScoreResult:
 
 
 # --- grounded in a context or reference ---
-# A sentence is supported when its best MiniLM cosine to a source sentence (or adjacent pair) reaches this.
-# It is high because faithful paraphrases average 0.82 while a changed number keeps about 0.89: the
-# best cut for similarity alone is a poor one (AUROC 0.64), which is why it is only one signal.
-SUPPORT_THRESHOLD = 0.838
-# grounded_hallucination = sigmoid(bias + Σ weight · signal), signals in [0, 1]: the rate of unsupported
-# entities, dissimilarity = 1 - the lowest sentence similarity, negation_flip = 0 or 1. With these
-# weights a negation flip alone scores 0.69, an unsupported-entity rate above about 0.15 flags an
-# otherwise similar output, and dissimilarity alone needs a sentence below 0.375 cosine.
-COMBINATION_BIAS = -0.5
-COMBINATION_WEIGHTS = {"unsupported_entities": 2.3, "dissimilarity": 0.8, "negation_flip": 1.3}
-DECISION_THRESHOLD = 0.5  # grounded_hallucination at or above this flags the output as hallucinated
-
 _NO_SOURCE = ScoreResult(None, {"reason": "needs a context or references to check the output against"})
 
 
@@ -96,12 +90,6 @@ def _support_result(grounding: Grounding) -> ScoreResult:
     ]
     return ScoreResult(grounding.supported_share(SUPPORT_THRESHOLD), {"threshold": SUPPORT_THRESHOLD,
                                                                       "sentences": sentences})
-
-
-def combine(signals: dict[str, float]) -> float:
-    """The grounded_hallucination score of one output from its signals (each in [0, 1]; 1 = worse)."""
-    z = COMBINATION_BIAS + sum(COMBINATION_WEIGHTS[name] * signals[name] for name in COMBINATION_WEIGHTS)
-    return 1.0 / (1.0 + math.exp(-z))
 
 
 def _nli(examples: Sequence[Example]) -> list[float | None]:
@@ -132,31 +120,8 @@ def grounded_hallucination(examples: Sequence[Example]) -> list[ScoreResult]:
         if grounding is None or entities.value is None:
             results.append(_NO_SOURCE)
             continue
-        results.append(_grounded_result(entities.value, entities.details["unsupported"], grounding, contradiction))
+        results.append(grounded_result(entities.value, entities.details["unsupported"], grounding, contradiction))
     return results
-
-
-def _grounded_result(entity_rate: float, unsupported: list[dict[str, str]], grounding: Grounding,
-                     contradiction: float | None) -> ScoreResult:
-    signals = {
-        "unsupported_entities": entity_rate,
-        "dissimilarity": max(0.0, 1.0 - grounding.min_similarity),
-        "negation_flip": float(bool(grounding.negation_flips)),
-    }
-    score = combine(signals)
-    if contradiction is not None:  # a confident NLI contradiction flags the output on its own
-        signals["nli_contradiction"] = contradiction
-        score = max(score, contradiction)
-    weakest = min(grounding.sentences, key=lambda s: s.similarity, default=None)
-    details: dict[str, Any] = {
-        "signals": {name: round(value, 4) for name, value in signals.items()},
-        "hallucinated": score >= DECISION_THRESHOLD,
-        "threshold": DECISION_THRESHOLD,
-        "unsupported_entities": unsupported,
-        "weakest_sentence": weakest.sentence if weakest else None,
-        "negation_flips": [{"output": o, "source": s} for o, s in grounding.negation_flips],
-    }
-    return ScoreResult(score, details)
 
 
 def _hallucination_aggregate(results: Sequence[ScoreResult]) -> list[MetricValue]:
