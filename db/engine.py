@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -303,6 +304,25 @@ def _bound_url(sessions: sessionmaker[Session]) -> str:
     return _full_url(bind) if isinstance(bind, Engine) else "the database"
 
 
+_sqlite_writers: dict[str, threading.RLock] = {}
+_sqlite_writers_guard = threading.Lock()
+
+
+def _one_writer(sessions: sessionmaker[Session]) -> AbstractContextManager[Any]:
+    """For a SQLite store, a lock that this process's write transactions on its file take one at a time.
+
+    SQLite lets one connection write at a time; the others wait in its busy handler, which polls the lock with
+    growing sleeps (1, 2, 5, ... 50, 100 ms), so under many threads (the rating server: one per browser session)
+    a waiter sleeps on long after the writer is done. Threads waiting on this lock are woken the moment it is
+    released instead. Other processes on the same file still meet at SQLite's own lock."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, Engine) or bind.dialect.name != "sqlite":
+        return nullcontext()
+    key = str(bind.url.database or "")
+    with _sqlite_writers_guard:
+        return _sqlite_writers.setdefault(key, threading.RLock())
+
+
 def in_transaction(
     sessions: sessionmaker[Session],
     work: Callable[[Session], T],
@@ -319,6 +339,8 @@ def in_transaction(
     - A conflict with a concurrent transaction (``conflicted``: deadlock, serialization failure, a locked SQLite
       file, and with ``lost_race_too`` a unique-key race) runs it again at once, up to ``CONFLICT_ATTEMPTS``
       times in all, then raises the last error.
+    - On SQLite, this process's transactions on one file run one at a time (``_one_writer``): waiting threads
+      are woken when the writer commits instead of sleeping in SQLite's busy handler.
     Every other error rolls back and propagates, so a write either happens or raises. ``work`` must be safe to
     run twice (a commit whose acknowledgement was lost did happen), as inserts that skip stored rows are. What
     happens goes to the ``evaltune.store`` logger (stderr by default).
@@ -329,7 +351,7 @@ def in_transaction(
     conflicts = 0
     while True:
         try:
-            with sessions.begin() as session:
+            with _one_writer(sessions), sessions.begin() as session:
                 result = work(session)
         except exc.DBAPIError as error:
             if conflicted(error, lost_race_too):

@@ -1,14 +1,21 @@
-"""How the rating app's Streamlit server runs: the flags ``evaltune ui`` passes, and the heap kept out of the
-garbage collector's way.
+"""How the rating app's Streamlit server runs: the flags ``evaltune ui`` passes, the heap kept out of the
+garbage collector's way, and the C allocator kept from holding memory in one arena per thread.
 
 Measured with ``bench/load_browser.py`` (real browsers through ``evaltune ui``): before these settings the server
 spent about 0.2-0.3 CPU-seconds per rating, half or more of it in the full garbage collection Streamlit runs
 after every script run (``runner.postScriptGC``), walking the ~180,000 objects that the imported modules
 (Streamlit, SQLAlchemy, pandas, pyarrow) keep alive for the life of the process.
+
+And its resident memory grew with the ratings (244 -> 289 MiB over 30 minutes and 12,018 ratings) while what it
+held did not: the server has 30-40 threads (a new one for every script run, a pool serving files), glibc gives
+threads their own malloc arenas (up to 8 per core), and each arena keeps the memory freed in it. With two arenas
+the allocator's kept-free bytes stay at 1-2 MiB instead of climbing (``bench/server_memory.py`` shows the arenas,
+the allocator's used and free bytes, SQLite's heap and the Python objects; docs/annotators-day.md the runs).
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import re
@@ -23,6 +30,11 @@ SERVER_SETTINGS: dict[str, str] = {
     "server.fileWatcherType": "none",
 }
 
+# glibc's mallopt parameter for the most arenas (malloc.h: M_ARENA_MAX), and the number the server keeps to. Two,
+# not one: the threads that run without the interpreter lock (SQLite's queries, the websocket's I/O) then do
+# not all queue on one arena's lock.
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
 _modules_when_frozen = 0  # len(sys.modules) when the heap was last frozen
 
 
@@ -65,3 +77,28 @@ def _in_server() -> bool:
     from streamlit import runtime
 
     return runtime.exists()
+
+
+def server_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment ``evaltune ui`` starts Streamlit with: this one, plus ``MALLOC_ARENA_MAX`` (glibc reads it
+    when the process starts, before any thread has an arena) unless the operator set their own."""
+    environ = os.environ if environ is None else environ
+    return {"MALLOC_ARENA_MAX": str(MALLOC_ARENAS), **environ}
+
+
+def limit_malloc_arenas(environ: Mapping[str, str] | None = None) -> bool:
+    """Keep glibc's allocator from making more than ``MALLOC_ARENAS`` arenas in this process from now on; True
+    when it did. For a server started with ``streamlit run feedback_ui/server.py`` rather than ``evaltune ui``:
+    called when ``server.py`` is imported, it cannot take back arenas that threads made before.
+
+    Leaves it alone where ``MALLOC_ARENA_MAX`` is set (``evaltune ui`` sets it, or the operator did; glibc has read
+    it already) and where the C library is not glibc (no ``mallopt``, or one that refuses the parameter).
+    """
+    environ = os.environ if environ is None else environ
+    if "MALLOC_ARENA_MAX" in environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already uses
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_ARENA_MAX, MALLOC_ARENAS))

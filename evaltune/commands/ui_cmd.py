@@ -33,6 +33,7 @@ def ui(host: str, port: int) -> None:
     """Start the rating app; log in with an account from 'evaltune users add'."""
     from evaltune.db.engine import open_store
     from evaltune.errors import user_errors
+    from evaltune.feedback_ui import server_config
 
     with user_errors():
         open_store().close()  # migrate and check the store now, with a clear error, not inside the app
@@ -44,4 +45,4 @@ def ui(host: str, port: int) -> None:
     # Streamlit replaces this process rather than running as its child: a kill (even kill -9) of the pid the
     # user started then stops the app and frees the port, instead of leaving an orphan server behind.
     command = streamlit_command(host, port)
-    os.execv(command[0], command)
+    os.execve(command[0], command, server_config.server_environment())
