@@ -173,6 +173,12 @@ def embedding_model() -> str:
     return _raw("EMBEDDING_MODEL")
 
 
+def hallucination_data() -> Path | None:
+    """Where bench/validate_hallucination.py reads public labelled data sets: ``$EVALTUNE_HALLUCINATION_DATA``."""
+    raw = _raw("HALLUCINATION_DATA")
+    return Path(raw).expanduser() if raw else None
+
+
 DEVICES = ("cpu", "cuda", "cuda:N", "auto")
 
 

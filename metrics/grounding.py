@@ -7,6 +7,9 @@ Two signals, computed together so that every text of a batch is embedded once:
 - negation flips: an output clause whose closest source clause (by cosine plus shared content
   words) differs from it in polarity ("must not feed them" / "are allowed to feed them").
   Embeddings alone miss these: a sentence and its negation sit at about 0.8 cosine.
+
+Beside them, the output's wording that the source lacks (``metrics/novelty.py``), a surface signal that needs
+no model, is measured on the same units.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from evaltune.metrics.model_loaders.embeddings import embed
+from evaltune.metrics.novelty import NO_NOVELTY, Novelty, novelty
 from evaltune.metrics.segments import output_units
 from evaltune.metrics.sentences import split_sentences
 from evaltune.metrics.text import tokens
@@ -66,10 +70,15 @@ class Grounding:
 
     sentences: tuple[SentenceSupport, ...]
     negation_flips: tuple[tuple[str, str], ...]  # (output clause, closest source clause)
+    novelty: Novelty = NO_NOVELTY
 
     @property
     def min_similarity(self) -> float:
         return min((s.similarity for s in self.sentences), default=1.0)
+
+    @property
+    def mean_similarity(self) -> float:
+        return sum(s.similarity for s in self.sentences) / len(self.sentences) if self.sentences else 1.0
 
     def supported_share(self, threshold: float) -> float:
         if not self.sentences:
@@ -101,7 +110,9 @@ def ground(outputs: Sequence[str], sources: Sequence[str], negations: bool = Tru
         src_clauses = [c for s in split_sentences(source) for c in clauses(s)] if negations else []
         plan.append((sentences, source_units(source), out_clauses, src_clauses))
     vectors = _Vectors([text for parts in plan for group in parts for text in group])
-    return [_ground_one(vectors, *parts) for parts in plan]
+    found = [_ground_one(vectors, *parts) for parts in plan]
+    return [replace(g, novelty=novelty(" ".join(parts[0]), source))
+            for g, parts, source in zip(found, plan, sources, strict=True)]
 
 
 def _ground_one(
