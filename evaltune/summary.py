@@ -39,7 +39,7 @@ def metrics_table(metrics: list[dict[str, Any]], fold: bool = False) -> str:
     text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in [header, *rows]]
     text.insert(1, "  ".join("-" * w for w in widths))
-    notes = table_notes(lines) + skipped_assertion_lines(metrics)
+    notes = table_notes(lines) + skipped_assertion_lines(metrics) + not_checked_lines(metrics)
     return "\n".join(text + (["", *notes] if notes else []))
 
 
@@ -50,6 +50,21 @@ def skipped_assertion_lines(metrics: list[dict[str, Any]]) -> list[str]:
     reasons = ((pass_rate or {}).get("details") or {}).get("skipped_reasons") or {}
     return [f"{count} assertion{'' if count == 1 else 's'} skipped: {str(reason).removeprefix('skipped: ')}"
             for reason, count in reasons.items()]
+
+
+def not_checked_lines(metrics: list[dict[str, Any]]) -> list[str]:
+    """What a ``..._not_applicable`` metric left out, in words ("grounded_hallucination: 1 of 6 outputs not
+    checked (...); its rate covers the other 5"), one line per reason: a rate is read knowing what it is over."""
+    lines = []
+    for metric in metrics:
+        details = metric.get("details") or {}
+        if not str(metric["name"]).endswith("_not_applicable") or not details.get("count"):
+            continue
+        scorer = str(metric["name"]).removesuffix("_not_applicable")
+        for reason, count in (details.get("reasons") or {}).items():
+            lines.append(f"{scorer}: {count} of {metric['n']} outputs not checked: {reason}")
+        lines.append(f"{scorer}: its mean and rate cover the {details.get('checked', 0)} outputs checked")
+    return lines
 
 
 def format_summary(evaluation: Evaluation, as_json: bool = False, show_all: bool = False) -> str:

@@ -3,7 +3,7 @@ and the plumbing of the user-named NLI and judge models (tiny models built here,
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from evaltune.metrics import detector
 from evaltune.metrics.numbers import numbers_in
 from evaltune.metrics.records import Example
 from evaltune.metrics.registry import get_scorer
@@ -61,7 +62,7 @@ def test_sentences_split_without_breaking_abbreviations_or_decimals() -> None:
 
 
 def test_rule_based_fallback_finds_names_and_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(entities, "_spacy_pipeline", lambda: None)
+    monkeypatch.setattr(entities, "spacy_pipeline", lambda: None)
     text = "The Harlow Bridge is 412 metres long; Anna Kern saw twelve. Visitors came."
     found = {m.text for m in entities.rule_based_mentions(text)}
     assert found == {"Harlow Bridge", "412", "Anna Kern", "twelve"}  # a lone sentence-initial word is no entity
@@ -76,7 +77,7 @@ def test_unsupported_entities_folds_accents_and_number_spellings(use_spacy: bool
     if use_spacy:
         pytest.importorskip("spacy")
     else:
-        monkeypatch.setattr(entities, "_spacy_pipeline", lambda: None)
+        monkeypatch.setattr(entities, "spacy_pipeline", lambda: None)
     context = "Karel Dvořák gave 1,000 clocks to the museum in Brno in 1956."
     faithful, swapped = score(
         "unsupported_entities",
@@ -121,11 +122,13 @@ def test_grounded_hallucination_flags_negations_and_entities_and_passes_restatem
     assert restated.value < hallucination.DECISION_THRESHOLD and not restated.details["hallucinated"]
     assert negated.details["hallucinated"] and negated.details["signals"]["negation_flip"] == 1.0
     assert swapped.details["hallucinated"] and swapped.details["signals"]["unsupported_entities"] > 0
-    assert set(restated.details["signals"]) == set(hallucination.COMBINATION_WEIGHTS)
+    assert set(restated.details["signals"]) == set(detector.SIGNALS)
     assert no_source.value is None
     metrics = get_scorer("grounded_hallucination").aggregate([], [restated, negated, swapped, no_source])
-    assert [m.name for m in metrics] == ["grounded_hallucination", "grounded_hallucination_rate"]
+    assert [m.name for m in metrics] == ["grounded_hallucination", "grounded_hallucination_rate",
+                                         "grounded_hallucination_not_applicable"]
     assert metrics[1].value == pytest.approx(2 / 3) and metrics[1].n == 3
+    assert metrics[2].details["count"] == 1 and metrics[2].n == 4  # the item with no source is counted, not lost
 
 
 # --- self_consistency ---
@@ -154,46 +157,37 @@ def test_scorer_modules_import_no_heavy_library() -> None:
     assert out.strip() == "[]"
 
 
-# --- validation on the labelled set ---
+# --- validation on the labelled set (the project's own; public data: tests/test_validate_hallucination.py) ---
+
+HALLUCINATED_KINDS = ("entity_swap", "number_change", "date_change", "negation", "invented_detail")
+FAITHFUL_KINDS = ("paraphrase", "restatement", "partial")
 
 
 @pytest.fixture(scope="module")
 def validation() -> Any:
-    path = ROOT / "bench" / "validate_hallucination.py"
-    spec = importlib.util.spec_from_file_location("validate_hallucination", path)
-    assert spec and spec.loader
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    rows = bench.load_rows()
-    grounded = get_scorer("grounded_hallucination").score_batch(bench.to_examples(rows))
-    return bench, rows, grounded
+    from bench import validate_hallucination as bench
+    from bench.hallucination_data import read_own
+
+    rows = read_own()
+    grounded = get_scorer("grounded_hallucination").score_batch([bench.to_example(r) for r in rows])
+    return rows, grounded
 
 
-@pytest.mark.slow
-def test_labelled_set_is_balanced_and_covers_every_kind(validation: Any) -> None:
-    bench, rows, _ = validation
+def test_labelled_set_is_balanced_and_covers_every_kind() -> None:
+    rows = [json.loads(line) for line in (ROOT / "tests" / "data" / "hallucination_labelled.jsonl").open()]
     assert len(rows) >= 120
     assert sum(r["label"] for r in rows) == len(rows) // 2
-    assert {r["kind"] for r in rows} == {*bench.HALLUCINATED_KINDS, *bench.FAITHFUL_KINDS}
+    assert {r["kind"] for r in rows} == {*HALLUCINATED_KINDS, *FAITHFUL_KINDS}
 
 
 @pytest.mark.slow
-def test_grounded_hallucination_beats_its_measured_floor(validation: Any) -> None:
-    # Measured: balanced accuracy 0.847 (calibrate half), 0.944 (held-out half); AUROC 0.909 overall.
-    bench, rows, grounded = validation
-    labels = [r["label"] for r in rows]
+def test_grounded_hallucination_beats_its_measured_floor_on_the_own_set(validation: Any) -> None:
+    # Measured with the constants of metrics/detector.py (fitted mostly on public data; see detector.FITTED_ON):
+    # balanced accuracy 0.729, AUROC 0.836 on all 144 rows (it was 0.896 / 0.909 when fitted on this set alone).
+    from bench.detector_fit import auroc, balanced_accuracy
+
+    rows, grounded = validation
+    labels = [r.label for r in rows]
     flags = [r.details["hallucinated"] for r in grounded]
-    assert bench.balanced_accuracy(labels, flags) >= 0.85
-    held_out = [i for i, r in enumerate(rows) if r["split"] == "test"]
-    assert bench.balanced_accuracy([labels[i] for i in held_out], [flags[i] for i in held_out]) >= 0.85
-    assert bench.auroc(labels, [r.value for r in grounded]) >= 0.85
-
-
-@pytest.mark.slow
-def test_calibrated_constants_are_the_documented_ones(validation: Any) -> None:
-    bench, rows, grounded = validation
-    fitted = bench.fit(rows, grounded)
-    assert fitted["SUPPORT_THRESHOLD"] == pytest.approx(hallucination.SUPPORT_THRESHOLD)
-    assert fitted["COMBINATION_BIAS"] == pytest.approx(hallucination.COMBINATION_BIAS)
-    assert fitted["COMBINATION_WEIGHTS"] == pytest.approx(hallucination.COMBINATION_WEIGHTS)
-    assert fitted["DECISION_THRESHOLD"] == pytest.approx(hallucination.DECISION_THRESHOLD)
+    assert balanced_accuracy(labels, flags) >= 0.70
+    assert auroc(labels, [r.value for r in grounded]) >= 0.80
