@@ -70,6 +70,9 @@ def _example(path: Path, number: int, data: dict[str, Any]) -> Example:
     for name in ("prompt", "context"):
         if data.get(name) is not None and not isinstance(data[name], str):
             raise UserError(f"{where}: field '{name}': expected a string")
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise UserError(f"{where}: field 'metadata': expected a JSON object such as {{\"pii_allow\": [\"...\"]}}")
     return Example(
         item_id=str(data.get("id", number)),
         prompt=data.get("prompt") or "",
@@ -82,4 +85,5 @@ def _example(path: Path, number: int, data: dict[str, Any]) -> Example:
         group=data.get("group"),
         attribute=data.get("attribute"),
         value=data.get("value"),
+        metadata=metadata,
     )

@@ -51,7 +51,7 @@ __all__ = ["Aggregate", "BatchScorer", "ItemScorer", "ScorerParam", "ScorerParam
            "UnknownScorerError", "all_scorers", "get_scorer", "mean_aggregate", "plugin_problems", "scorer",
            "scorer_id", "scorer_names"]
 
-Family = Literal["hallucination", "bias", "quality"]
+Family = Literal["hallucination", "bias", "quality", "privacy"]
 Need = Literal["reference", "context", "samples", "group", "logprobs", "judge", "abstention"]
 
 ItemScorer = Callable[[Example], ScoreResult]

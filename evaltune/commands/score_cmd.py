@@ -31,7 +31,7 @@ def score(run_id: int | None, scorers: str, input_file: str | None, output_file:
     """Score a stored run again without regenerating, or score outputs from a JSONL file.
 
     Each --input line is a JSON object with "output" and any of "prompt", "reference",
-    "references", "context", "samples", "expect_abstention"; each output line adds one
+    "references", "context", "samples", "expect_abstention", "metadata"; each output line adds one
     field per scorer (null where the scorer does not apply).
     """
     from evaltune.metrics.scorer_params import split_ids

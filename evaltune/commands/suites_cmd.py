@@ -1,14 +1,19 @@
-"""``evaltune suites list``, ``validate FILE``, ``show NAME``, ``copy NAME DEST`` and ``schema [-o FILE]``."""
+"""``evaltune suites list``, ``validate FILE``, ``show NAME``, ``copy NAME DEST``, ``schema [-o FILE]`` and
+``memorisation SOURCE -o FILE``."""
 
 from __future__ import annotations
 
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from evaltune.errors import UserError, user_errors
+
+if TYPE_CHECKING:
+    from evaltune.harness.loaders.memorisation import ProbeText
 
 
 @click.group()
@@ -135,3 +140,70 @@ def schema(output: Path | None, built_in_only: bool) -> None:
         raise UserError(f"cannot write the schema to {output}: {error.strerror}; choose another -o FILE") from None
     click.echo(f"wrote {output}; point an editor at it with '# yaml-language-server: $schema={output.resolve()}' "
                "as a suite's first line", err=True)
+
+
+@suites.command("memorisation")
+@click.argument("source")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The suite file to write (.yaml); it must not exist yet.")
+@click.option("--prefix-words", type=int, default=32, show_default=True,
+              help="K: the words of each text the model is prompted with.")
+@click.option("--continuation-words", type=int, default=32, show_default=True,
+              help="M: the words after them that the output is compared with.")
+@click.option("--split", type=click.Choice(["train", "holdout", "all"]), default="train", show_default=True,
+              help="With dataset:ID, the rows to probe (holdout rows, never trained on, make a control).")
+@click.option("--name", help="The suite's name (default: memorisation-SOURCE).")
+def memorisation(source: str, output: Path, prefix_words: int, continuation_words: int, split: str,
+                 name: str | None) -> None:
+    """Write a memorisation probe suite: each text's first K words as the prompt, its next M words as the answer.
+
+    SOURCE is a .txt file (one text per line: canaries you planted), a .jsonl file (a JSON string, or an object
+    with 'text' or a training row's 'completion'/'chosen', per line), or dataset:ID, a stored retune dataset. Run
+    the suite before and after a retune; verbatim_continuation and near_verbatim_continuation say how often the
+    model continues the texts word for word, and a gate file can bound them.
+    """
+    from evaltune.harness.loaders import SUITE_SUFFIXES
+    from evaltune.harness.loaders.memorisation import probe_suite, suite_file_text
+
+    if output.suffix.lower() not in SUITE_SUFFIXES:
+        raise UserError(f"-o {output}: a suite file's name ends in .yaml; give a path such as probes.yaml "
+                        "(nothing was written)")
+    if output.exists():
+        raise UserError(f"-o {output} already exists; move it away or choose another path (nothing was written)")
+    texts = _probe_texts(source, split)
+    label = source.partition(":")[2] if source.startswith("dataset:") else Path(source).stem
+    with user_errors():
+        suite = probe_suite(texts, prefix_words, continuation_words, name or f"memorisation-{label}", source)
+    try:
+        output.write_text(suite_file_text(suite), encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot write {output}: {error.strerror}; choose another -o FILE") from None
+    click.echo(f"wrote {len(suite.items)} memorisation probes ({prefix_words} words in, the next "
+               f"{continuation_words} scored) to {output}; run it before and after a retune with "
+               f"'evaltune run {output} --model MODEL'")
+
+
+def _probe_texts(source: str, split: str) -> list[ProbeText]:
+    """The texts of SOURCE: a file's, or a stored dataset's rows (their trained answers)."""
+    from evaltune.harness.loaders.memorisation import ProbeText, read_texts, row_text
+
+    if not source.startswith("dataset:"):
+        with user_errors():
+            return list(read_texts(Path(source).expanduser()))
+    number = source.partition(":")[2]
+    if not number.isdigit():
+        raise UserError(f"{source}: write dataset:ID with the dataset's number, such as dataset:3; "
+                        "'evaltune data list' shows them")
+    from evaltune.retune.datasets import dataset_records
+    from evaltune.store import store_session
+
+    with store_session() as session:
+        try:
+            records = dataset_records(session, int(number), split)
+        except LookupError as error:
+            raise UserError(f"{source}: {error}") from None
+    texts = [ProbeText(text, f"dataset {number} row {n}")
+             for n, record in enumerate(records, start=1) if (text := row_text(record))]
+    if not texts:
+        raise UserError(f"{source}: no {split} rows with a text to probe; try --split all")
+    return texts

@@ -61,7 +61,7 @@ class Mention:
 
 
 @lru_cache(maxsize=1)
-def _spacy_pipeline() -> Any | None:
+def spacy_pipeline() -> Any | None:
     """The NER pipeline, loaded once; None (with one warning) when spaCy or its model is missing."""
     try:
         import spacy
@@ -80,12 +80,12 @@ def _spacy_pipeline() -> Any | None:
 
 def ner_backend() -> str:
     """"spacy" or "rules": which extractor ``extract_mentions`` uses in this process."""
-    return "spacy" if _spacy_pipeline() is not None else "rules"
+    return "spacy" if spacy_pipeline() is not None else "rules"
 
 
 def extract_mentions(texts: Sequence[str]) -> list[list[Mention]]:
     """The entities and numbers of each text (spaCy NER plus uncovered digit numbers, or the rules)."""
-    nlp = _spacy_pipeline()
+    nlp = spacy_pipeline()
     if nlp is None:
         return [rule_based_mentions(text) for text in texts]
     found = []
