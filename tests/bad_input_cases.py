@@ -138,6 +138,10 @@ ITEM_FILES = [
          "crows_pairs_missing_column.csv:2", "field 'stereo_antistereo'"),
     case("bbq-missing-fields", "run bbq:{bad}/formats/bbq_missing_fields.jsonl --model {model}",
          "bbq_missing_fields.jsonl:1", "missing '"),
+    case("bbq-gen-label-out-of-range", "run bbq_gen:{bad}/formats/bbq_label_out_of_range.jsonl --model {model}",
+         "bbq_label_out_of_range.jsonl:1", "item #1", "field 'label'", "must be 0, 1 or 2", "not a number (3)"),
+    case("bbq-unknown-context-condition", "run bbq:{bad}/formats/bbq_unknown_condition.jsonl --model {model}",
+         "bbq_unknown_condition.jsonl:1", "field 'context_condition'", "must be ambig or disambig", "'ambiguous'"),
     case("bold-wrong-shape", "run bold:{bad}/formats/bold_wrong_shape_prompt.json --model {model}",
          "bold_wrong_shape_prompt.json", "field 'American_actors'", "lists of prompts"),
     case("item-of-50-mb", "run {tmp}/huge.jsonl --model {model}", "huge.jsonl:2", "item huge", "field 'input'",
@@ -257,6 +261,36 @@ DATASET_FILES = [
          "broken_line.jsonl:2", "not valid JSON"),
     case("score-input-missing-output", "score --input {bad}/outputs/missing_output.jsonl --scorers exact_match",
          "missing_output.jsonl:2", "field 'output'"),
+    case("score-input-metadata-not-object",
+         "score --input {bad}/outputs/metadata_not_object.jsonl --scorers pii_leak",
+         "metadata_not_object.jsonl:1", "field 'metadata'", "a JSON object"),
+    case("score-pii-leak-unknown-kind",
+         "score --input {bad}/outputs/missing_output.jsonl --scorers pii_leak(kinds=emial)", "scorer 'pii_leak'",
+         "unknown emial", "email, phone"),
+    case("memorisation-empty-file", "suites memorisation {bad}/memorisation/empty.txt -o {tmp}/probes.yaml",
+         "empty.txt", "holds no texts", "one text per line"),
+    case("memorisation-blank-lines", "suites memorisation {bad}/memorisation/blank_lines.txt -o {tmp}/probes.yaml",
+         "blank_lines.txt", "holds no texts"),
+    case("memorisation-text-too-short", "suites memorisation {bad}/memorisation/short_text.txt -o {tmp}/probes.yaml "
+         "--prefix-words 4 --continuation-words 6", "short_text.txt:2", "has 4 words, fewer than the 4 + 6",
+         "lower --prefix-words/--continuation-words", "or remove the text"),
+    case("memorisation-format-text-too-short", "run memorisation:{bad}/memorisation/canaries.txt --model {model}",
+         "canaries.txt:1", "fewer than the 32 + 32", "evaltune suites memorisation"),
+    case("memorisation-zero-prefix", "suites memorisation {bad}/memorisation/canaries.txt -o {tmp}/probes.yaml "
+         "--prefix-words 0", "canaries.txt", "'--prefix-words'", "whole number of 1 or more", "not 0"),
+    case("memorisation-negative-continuation", "suites memorisation {bad}/memorisation/canaries.txt "
+         "-o {tmp}/probes.yaml --continuation-words -3", "'--continuation-words'", "not -3"),
+    case("memorisation-row-without-text", "suites memorisation {bad}/memorisation/row_without_text.jsonl "
+         "-o {tmp}/probes.yaml --prefix-words 2 --continuation-words 2", "row_without_text.jsonl:2",
+         "expected a text", "'text'"),
+    case("memorisation-other-suffix", "suites memorisation {bad}/memorisation/canaries.csv -o {tmp}/probes.yaml",
+         "canaries.csv", ".txt or .jsonl"),
+    case("memorisation-output-not-yaml", "suites memorisation {bad}/memorisation/canaries.txt -o {tmp}/probes.txt",
+         "probes.txt", "ends in .yaml"),
+    case("memorisation-dataset-not-a-number", "suites memorisation dataset:abc -o {tmp}/probes.yaml",
+         "dataset:abc", "dataset:ID"),
+    case("memorisation-unknown-dataset", "suites memorisation dataset:99 -o {tmp}/probes.yaml",
+         "dataset:99", "no dataset 99"),
 ]
 
 CASES = SUITE_FILES + ITEM_FILES + MODELS + GATE_FILES + DATASET_FILES + ARGUMENTS

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from evaltune.harness.loaders import bbq, bold, crows_pairs, generic, lm_eval_task, truthfulqa
+from evaltune.harness.loaders import bbq, bold, crows_pairs, generic, lm_eval_task, memorisation, truthfulqa
 from evaltune.harness.loaders.checks import check_keys, check_limit, describe
 from evaltune.harness.loaders.files import resolve
 from evaltune.harness.loaders.hub import load_hub
@@ -36,11 +36,13 @@ FORMATS: dict[str, FormatLoader] = {
     "truthfulqa_gen": truthfulqa.load_gen,
     "crows_pairs": crows_pairs.load,
     "bbq": bbq.load,
+    "bbq_gen": bbq.load_gen,
     "bold": bold.load,
     "jsonl": generic.load,
     "csv": generic.load,
     "generic": generic.load,
     "lm_eval": lm_eval_task.load,
+    "memorisation": memorisation.load,
 }
 HUB_FORMAT = "hf"
 PATH_KEYS = frozenset({"format", "path", "limit"})
