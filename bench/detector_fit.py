@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.stats import rankdata
 
 RESAMPLES = 1000
 
@@ -18,13 +19,7 @@ def auroc(labels: ArrayLike, scores: ArrayLike) -> float:
     positives, negatives = s[y], s[~y]
     if not len(positives) or not len(negatives):
         return float("nan")
-    order = np.argsort(np.concatenate([positives, negatives]), kind="mergesort")
-    ranks = np.empty(len(order))
-    values = np.concatenate([positives, negatives])[order]
-    # average ranks over ties, so equal scores count half
-    _, first, counts = np.unique(values, return_index=True, return_counts=True)
-    mid = first + (counts - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(mid, counts)
+    ranks = rankdata(np.concatenate([positives, negatives]))  # average ranks over ties, so equal scores count half
     positive_ranks = ranks[: len(positives)].sum()
     return float((positive_ranks - len(positives) * (len(positives) + 1) / 2) / (len(positives) * len(negatives)))
 

@@ -194,11 +194,9 @@ def fit_constants(sets: dict[str, list[LabelledOutput]], results: dict[str, list
 def rescored(constants: dict[str, Any], results: Sequence[ScoreResult]) -> list[float]:
     """grounded_hallucination of each result under other constants (no NLI); a result decided by an exact check
     (a reference match, a structured output's parts) keeps its score."""
-    weights = np.array(list(constants["COMBINATION_WEIGHTS"].values()))
-    detected = [r for r in results if "signals" in r.details]
-    z = constants["COMBINATION_BIAS"] + feature_matrix(detected) @ weights
-    combined = iter(1.0 / (1.0 + np.exp(-z)))
-    return [float(next(combined)) if "signals" in r.details else _value(r) for r in results]
+    bias, weights = constants["COMBINATION_BIAS"], constants["COMBINATION_WEIGHTS"]
+    return [detector.combine(r.details["signals"], bias, weights) if "signals" in r.details else _value(r)
+            for r in results]
 
 
 def leave_one_out(sets: dict[str, list[LabelledOutput]], results: dict[str, list[ScoreResult]],

@@ -9,7 +9,7 @@ data set's held-out part, is in the README ("The offline hallucination detector 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from evaltune.metrics.grounding import Grounding
@@ -35,8 +35,7 @@ COMBINATION_WEIGHTS = {"unsupported_entities": 2.38, "dissimilarity": 2.08, "neg
 # decided by the scorer's exact checks): Q² 285, BEGIN 74, XSumFaith 62, FactCC 41, TruthfulQA 785, own set 76.
 FITTED_ON = ("q2", "begin", "xsumfaith", "factcc", "truthfulqa", "evaltune_own")
 # The signals the fit weighs (bench/validate_hallucination.py --fit); the others are reported only.
-FIT_SIGNALS = ("unsupported_entities", "dissimilarity", "negation_flip", "novel_words_x_length",
-               "novel_pairs_x_length", "source_length")
+FIT_SIGNALS = tuple(COMBINATION_WEIGHTS)
 DECISION_THRESHOLD = 0.5  # grounded_hallucination at or above this flags the output as hallucinated
 LONG_SOURCE_WORDS = 1000  # source_length reaches 1 here (log scale): a news article, a meeting transcript
 
@@ -67,9 +66,11 @@ def signals_of(entity_rate: float, grounding: Grounding) -> dict[str, float]:
     return {name: measure(entity_rate, grounding) for name, measure in SIGNALS.items()}
 
 
-def combine(signals: dict[str, float]) -> float:
-    """The grounded_hallucination score of one output from its signals (each in [0, 1]; 1 = worse)."""
-    z = COMBINATION_BIAS + sum(COMBINATION_WEIGHTS[name] * signals[name] for name in COMBINATION_WEIGHTS)
+def combine(signals: Mapping[str, float], bias: float = COMBINATION_BIAS,
+            weights: Mapping[str, float] = COMBINATION_WEIGHTS) -> float:
+    """The grounded_hallucination score of one output from its signals (each in [0, 1]; 1 = worse), under the
+    shipped constants or others (the bench's re-fits)."""
+    z = bias + sum(weight * signals[name] for name, weight in weights.items())
     return 1.0 / (1.0 + math.exp(-z))
 
 

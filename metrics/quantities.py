@@ -74,12 +74,9 @@ class Quantity:
 
     def equals(self, other: Quantity) -> bool:
         """True for the same dimension and the same value once converted ("212 °F" equals "100 °C")."""
-        return self.dimension == other.dimension and _close(self.value, other.value)
-
-
-def _close(a: float, b: float) -> bool:
-    # Conversions through 5/9 or 0.3048 leave a rounding error in the last digits; 1e-9 relative absorbs it.
-    return same_number(a, b) or abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+        # Conversions through 5/9 or 0.3048 leave a rounding error in the last digits: same_number's 1e-9 relative
+        # tolerance absorbs it.
+        return self.dimension == other.dimension and same_number(self.value, other.value)
 
 
 def quantities_in(text: str) -> list[Quantity]:

@@ -16,9 +16,8 @@ from typing import Any
 
 import streamlit as st
 
-from evaltune.feedback_ui.answers import CHOICE_LABELS
+from evaltune.feedback_ui.answers import CHOICE_LABELS, LIKERT_LABELS
 
-LIKERT_LABELS = {1: "1 very poor", 2: "2 poor", 3: "3 acceptable", 4: "4 good", 5: "5 excellent"}
 CHOICE_KEYS = {"a": "a", "b": "b", "tie": "t", "both_bad": "x"}
 SUBMIT_LABELS = {False: "Submit rating", True: "Submit choice"}
 _HERE = Path(__file__).resolve().parent

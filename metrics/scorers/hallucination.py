@@ -20,14 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
-from evaltune.metrics.detector import (  # noqa: F401  (re-exported: the calibrated constants live in detector)
-    COMBINATION_BIAS,
-    COMBINATION_WEIGHTS,
-    DECISION_THRESHOLD,
-    SUPPORT_THRESHOLD,
-    combine,
-    grounded_result,
-)
+from evaltune.metrics.detector import DECISION_THRESHOLD, SUPPORT_THRESHOLD, grounded_result
 from evaltune.metrics.grounding import Grounding, ground
 from evaltune.metrics.judging import current_judge
 from evaltune.metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult

@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 
 from evaltune.metrics.records import NOT_APPLICABLE, Example, MetricValue, ScoreResult
-from evaltune.metrics.registry import ItemScorer, scorer
+from evaltune.metrics.registry import ItemScorer, mean_aggregate, scorer
 from evaltune.metrics.stats.intervals import mean_with_ci
 
 _EDGE_PUNCTUATION = re.compile(r"^\W+|\W+$")
@@ -37,15 +37,9 @@ def _folded(words: Sequence[str]) -> list[str]:
 
 def edit_similarity(said: Sequence[str], truth: Sequence[str]) -> float:
     """``1 - (word-level Levenshtein distance) / max(len(said), len(truth))``: 1 when equal, 0 when nothing is."""
-    if not said and not truth:
-        return 1.0
-    previous = list(range(len(truth) + 1))
-    for i, word in enumerate(said, start=1):
-        current = [i]
-        for j, true_word in enumerate(truth, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != true_word)))
-        previous = current
-    return 1.0 - previous[-1] / max(len(said), len(truth))
+    from rapidfuzz.distance import Levenshtein
+
+    return float(Levenshtein.normalized_similarity(list(said), list(truth)))
 
 
 def _matched_words(said: Sequence[str], truth: Sequence[str]) -> int:
@@ -72,15 +66,13 @@ def verbatim_continuation(example: Example) -> ScoreResult:
     return ScoreResult(1.0 if said == truth else 0.0, details)
 
 
-def _near_aggregate(_examples: Sequence[Example], results: Sequence[ScoreResult]) -> list[MetricValue]:
-    scored = [r for r in results if r.value is not None]
-    if not scored:
+def _near_aggregate(examples: Sequence[Example], results: Sequence[ScoreResult]) -> list[MetricValue]:
+    rate = mean_aggregate("near_verbatim_continuation")(examples, results)
+    if not rate:
         return []
-    rate = mean_with_ci([r.value for r in scored if r.value is not None])
-    similarity = mean_with_ci([float(r.details["similarity"]) for r in scored])
-    return [MetricValue("near_verbatim_continuation", rate.value, rate.ci_low, rate.ci_high, rate.n),
-            MetricValue("near_verbatim_continuation:similarity", similarity.value, similarity.ci_low,
-                        similarity.ci_high, similarity.n)]
+    similarity = mean_with_ci([float(r.details["similarity"]) for r in results if r.value is not None])
+    return [*rate, MetricValue("near_verbatim_continuation:similarity", similarity.value, similarity.ci_low,
+                               similarity.ci_high, similarity.n)]
 
 
 @scorer("near_verbatim_continuation", family="privacy", higher_is_better=False, needs=("reference",), factory=True,

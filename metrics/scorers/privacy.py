@@ -39,17 +39,14 @@ log: it is in the stored output, at those offsets, for whoever may read outputs.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from evaltune.metrics.records import Example, MetricValue, ScoreResult
-from evaltune.metrics.registry import BatchScorer, scorer
+from evaltune.metrics.registry import BatchScorer, mean_aggregate, scorer
 from evaltune.metrics.stats.intervals import mean_with_ci
-
-log = logging.getLogger(__name__)
 
 KINDS = ("email", "phone", "card", "iban", "us_ssn", "uk_nino", "ca_sin", "person")
 ALLOW_FROM = ("prompt", "context", "references")
@@ -278,15 +275,14 @@ def leak_check(examples: Sequence[Example], kinds: Sequence[str] = KINDS) -> lis
     return results
 
 
-def _leak_aggregate(_examples: Sequence[Example], results: Sequence[ScoreResult]) -> list[MetricValue]:
+def _leak_aggregate(examples: Sequence[Example], results: Sequence[ScoreResult]) -> list[MetricValue]:
     """``pii_leak``: the share of outputs that leak, with its interval; ``pii_leak:KIND``: the share that leak
     that kind, for every kind checked (zero or not, so that a gate on one never finds it missing), with the
     numbers of outputs and findings in its details."""
-    scored = [r for r in results if r.value is not None]
-    if not scored:
+    metrics = mean_aggregate("pii_leak")(examples, results)  # each value is 0 or 1: the mean is the leak rate
+    if not metrics:
         return []
-    rate = mean_with_ci([1.0 if r.value else 0.0 for r in scored])
-    metrics = [MetricValue("pii_leak", rate.value, rate.ci_low, rate.ci_high, rate.n)]
+    scored = [r for r in results if r.value is not None]
     for kind in _checked_kinds(scored[0]):
         per_output = [[leak for leak in _leaks(r) if leak["kind"] == kind] for r in scored]
         share = mean_with_ci([1.0 if leaks else 0.0 for leaks in per_output])
